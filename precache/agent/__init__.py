@@ -1,0 +1,1 @@
+"""The agent: makes images resident on the compute host it runs on."""

@@ -1,0 +1,113 @@
+"""Make images resident on this host: the agent's one feature.
+
+For each image, under the image's lock: resident → touch → ``existing``;
+otherwise the first enabled backend that can serve it fetches it into a
+temporary file, verified, which is then renamed into place → ``cached``.
+Nothing half-written is ever visible under the final name.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent import futures
+
+from precache import exception, objects
+from precache.agent.backends.base import Backend
+from precache.agent.store import FileStore
+from precache.conf import CONF
+
+LOG = logging.getLogger(__name__)
+
+State = objects.HostImageState
+
+
+class ImageCache:
+    """The images of one host's store, filled from ordered backends."""
+
+    def __init__(self, host: str, store: FileStore,
+                 backends: list[Backend]) -> None:
+        self.host = host
+        self.store = store
+        self.backends = backends
+
+    def start(self) -> None:
+        self.store.prepare()
+        for path in self.store.remove_stale_temp_files():
+            LOG.warning('Removed %s, left by an interrupted fetch', path)
+
+    def ensure_all(self, images: list[objects.ImageSpec],
+                   request_id: str | None = None
+                   ) -> list[objects.HostImageResult]:
+        """Ensure every image, a few at a time; one result per image."""
+        workers = min(CONF.agent.max_concurrent_images, len(images)) or 1
+        with futures.ThreadPoolExecutor(
+                workers, thread_name_prefix='cache') as pool:
+            return list(pool.map(
+                lambda image: self.ensure(image, request_id), images))
+
+    def ensure(self, image: objects.ImageSpec,
+               request_id: str | None = None) -> objects.HostImageResult:
+        """Make one image resident; never raises."""
+        result = objects.HostImageResult(
+            host=self.host, image_id=image.id, state=State.ERROR,
+            started_at=objects.utcnow())
+        start = time.monotonic()
+        try:
+            with self.store.lock(image.id):
+                self._ensure_locked(image, result)
+        except exception.PrecacheException as exc:
+            result.state, result.reason = State.ERROR, str(exc)
+        except Exception as exc:  # noqa: BLE001 - reported, not lost
+            LOG.exception('Unexpected error caching image %s', image.id)
+            result.state = State.ERROR
+            result.reason = 'unexpected error: %s' % exc
+        result.seconds = time.monotonic() - start
+        result.finished_at = objects.utcnow()
+        log = LOG.warning if result.state is State.ERROR else LOG.info
+        log('[req %(req)s] Image %(image)s on %(host)s: %(state)s%(how)s',
+            {'req': request_id, 'image': image.id, 'host': self.host,
+             'state': result.state.value,
+             'how': ' (%s)' % result.reason if result.reason else
+             ' via %s, %d bytes in %.1fs' % (result.method.value,
+                                             result.bytes, result.seconds)
+             if result.method else ''})
+        return result
+
+    def _ensure_locked(self, image: objects.ImageSpec,
+                       result: objects.HostImageResult) -> None:
+        if self.store.is_resident(image):
+            self.store.touch(image)
+            result.state = State.EXISTING
+            return
+        reasons, attempted = [], False
+        for backend in self.backends:
+            why_not = backend.unsupported_reason(image)
+            if why_not:
+                reasons.append('%s: %s' % (backend.name, why_not))
+                continue
+            attempted = True
+            try:
+                result.bytes = self._fetch(backend, image)
+            except exception.BackendError as exc:
+                LOG.warning('Backend %(backend)s failed for image '
+                            '%(image)s: %(err)s', {'backend': backend.name,
+                                                   'image': image.id,
+                                                   'err': exc})
+                reasons.append('%s: %s' % (backend.name, exc))
+                continue
+            result.state, result.method = State.CACHED, backend.method
+            return
+        result.state = State.ERROR if attempted else State.UNSUPPORTED
+        result.reason = '; '.join(reasons) or 'no backend enabled'
+
+    def _fetch(self, backend: Backend, image: objects.ImageSpec) -> int:
+        temp = self.store.temp_path(image.id)
+        self.store.discard(temp)
+        try:
+            size = backend.fetch(image, temp)
+            self.store.install(image, temp)
+        except BaseException:
+            self.store.discard(temp)
+            raise
+        return size

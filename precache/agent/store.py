@@ -1,0 +1,158 @@
+"""Cache stores: where a resident image lives on a host.
+
+The file store keeps Nova's libvirt layout, ``<instances_path>/_base/
+<sha1(image id)>``, and takes the same external lock Nova takes on that
+file, so a boot and a precache never write it at the same time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import logging
+import os
+import threading
+from collections.abc import Iterator
+
+from oslo_concurrency import lockutils
+
+from precache import exception, objects
+from precache.conf import CONF
+
+LOG = logging.getLogger(__name__)
+
+#: Suffix of in-flight downloads. Nova's cache manager only ages names of
+#: 40 hex digits (optionally ``_sm`` / ``_<size>``), so it never reaps ours.
+TEMP_SUFFIX = '.precache.part'
+
+_thread_locks: dict[str, threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+def cache_name(image_id: str) -> str:
+    """The file name Nova's libvirt driver uses for an image's base file."""
+    return hashlib.sha1(image_id.encode()).hexdigest()  # noqa: S324
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FileStore:
+    """A directory of raw image files in Nova's ``_base`` layout."""
+
+    kind = 'file'
+
+    def __init__(self, instances_path: str | None = None,
+                 lock_path: str | None = None) -> None:
+        # NOTE: the all-in-one mode runs one store per simulated host in a
+        # single process, so the paths can be given; else read from CONF.
+        self._instances_path = instances_path
+        self._lock_path = lock_path
+
+    @property
+    def instances_path(self) -> str:
+        return self._instances_path or CONF.agent.instances_path
+
+    @property
+    def base_dir(self) -> str:
+        return os.path.join(self.instances_path,
+                            CONF.agent.cache_subdirectory)
+
+    @property
+    def lock_path(self) -> str:
+        return (self._lock_path or CONF.agent.lock_path
+                or os.path.join(self.instances_path, 'locks'))
+
+    def path(self, image_id: str) -> str:
+        return os.path.join(self.base_dir, cache_name(image_id))
+
+    def temp_path(self, image_id: str) -> str:
+        return self.path(image_id) + TEMP_SUFFIX
+
+    def lock(self, image_id: str) -> contextlib.AbstractContextManager:
+        """Nova's external lock on the image's base file."""
+        return self._lock(cache_name(image_id))
+
+    @contextlib.contextmanager
+    def _lock(self, name: str) -> Iterator[None]:
+        # NOTE: POSIX file locks do not exclude threads of one process
+        # (the all-in-one runs many agents in one), hence the thread lock
+        # keyed by the lock file's full path.
+        key = os.path.join(self.lock_path, CONF.agent.lock_prefix + name)
+        with _thread_locks_guard:
+            thread_lock = _thread_locks.setdefault(key, threading.Lock())
+        with thread_lock, lockutils.external_lock(
+                name, lock_file_prefix=CONF.agent.lock_prefix,
+                lock_path=self.lock_path):
+            yield
+
+    def prepare(self) -> None:
+        os.makedirs(self.base_dir, exist_ok=True)
+        os.makedirs(self.lock_path, exist_ok=True)
+
+    def is_resident(self, image: objects.ImageSpec) -> bool:
+        """Present with the expected size (a truncated file is not)."""
+        path = self.path(image.id)
+        try:
+            size = os.stat(path).st_size
+        except FileNotFoundError:
+            return False
+        if image.size is not None and size != image.size:
+            LOG.warning('Cached file %(path)s of image %(image)s has '
+                        '%(found)d bytes, expected %(size)d; fetching it '
+                        'again', {'path': path, 'image': image.id,
+                                  'found': size, 'size': image.size})
+            return False
+        return True
+
+    def touch(self, image: objects.ImageSpec) -> None:
+        """Restart the cache expiry clock of a resident image (mtime)."""
+        try:
+            os.utime(self.path(image.id))
+        except OSError as exc:
+            raise exception.CacheStoreError(
+                image=image.id, reason='cannot touch: %s' % exc) from exc
+
+    def install(self, image: objects.ImageSpec, temp_path: str) -> None:
+        """Atomically make a verified, fsynced temp file the cached image."""
+        try:
+            os.replace(temp_path, self.path(image.id))
+            _fsync_dir(self.base_dir)
+        except OSError as exc:
+            raise exception.CacheStoreError(
+                image=image.id, reason='cannot install: %s' % exc) from exc
+
+    def discard(self, temp_path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_path)
+
+    def remove_stale_temp_files(self) -> list[str]:
+        """Remove downloads left by an agent that died mid-fetch.
+
+        Each is removed under its image's lock, so a fetch that is still
+        running (another process on this host) is never disturbed.
+        """
+        removed = []
+        for temp in glob.glob(os.path.join(self.base_dir,
+                                           '*' + TEMP_SUFFIX)):
+            name = os.path.basename(temp)[:-len(TEMP_SUFFIX)]
+            with self._lock(name):
+                if os.path.exists(temp):
+                    self.discard(temp)
+                    removed.append(temp)
+        return removed
+
+    def describe(self) -> dict[str, object]:
+        """What the agent reports about this store."""
+        try:
+            stat = os.statvfs(self.base_dir)
+            free = stat.f_bavail * stat.f_frsize
+        except OSError:
+            free = None
+        return {'kind': self.kind, 'path': self.base_dir, 'free_bytes': free}

@@ -1,0 +1,1 @@
+"""Clients of the services precache depends on (image service, Nova)."""

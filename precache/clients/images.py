@@ -1,0 +1,115 @@
+"""Image services: validate images and read what agents need to fetch them.
+
+``local`` reads a catalog file with Glance's image fields; Glance plugs in
+behind the same interface.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+import uuid
+from typing import Any
+
+from oslo_utils import uuidutils
+
+from precache import exception, objects
+from precache.conf import CONF
+
+
+def normalize_ids(image_ids: list[str]) -> list[str]:
+    """Canonical lower-case dashed UUIDs; empty, bad or duplicate → 400.
+
+    Nova compares raw strings, so ``ABC…`` and ``abc…`` pass its duplicate
+    check; we compare the normalised form.
+    """
+    if not image_ids:
+        raise exception.InvalidImageList(reason='no image given')
+    normalized = []
+    for image_id in image_ids:
+        if not isinstance(image_id, str) or \
+                not uuidutils.is_uuid_like(image_id):
+            raise exception.InvalidImageList(
+                reason='%r is not an image UUID' % (image_id,))
+        normalized.append(str(uuid.UUID(image_id)))
+    duplicates = sorted({i for i in normalized if normalized.count(i) > 1})
+    if duplicates:
+        raise exception.InvalidImageList(
+            reason='duplicate image(s): %s' % ', '.join(duplicates))
+    return normalized
+
+
+def spec_from_glance(image: dict[str, Any]) -> objects.ImageSpec:
+    """An ImageSpec from an image document shaped like Glance v2's."""
+    locations = [loc['url'] for loc in image.get('locations') or []
+                 if isinstance(loc, dict) and loc.get('url')]
+    if image.get('direct_url') and image['direct_url'] not in locations:
+        locations.append(image['direct_url'])
+    return objects.ImageSpec(
+        id=image['id'], size=image.get('size'), name=image.get('name'),
+        disk_format=image.get('disk_format'),
+        checksum=image.get('checksum'),
+        os_hash_algo=image.get('os_hash_algo'),
+        os_hash_value=image.get('os_hash_value'),
+        locations=tuple(locations))
+
+
+class ImageService(abc.ABC):
+    @abc.abstractmethod
+    def get(self, image_id: str) -> dict[str, Any]:
+        """The image document; raises ImageNotFound."""
+
+    def validate(self, image_ids: list[str]) -> list[objects.ImageSpec]:
+        """Every image exists, is visible and active → their specs."""
+        specs = []
+        for image_id in normalize_ids(image_ids):
+            image = self.get(image_id)
+            status = image.get('status')
+            if status != 'active':
+                raise exception.ImageNotUsable(
+                    image=image_id,
+                    reason='status is %s, not active' % status)
+            specs.append(spec_from_glance(image))
+        return specs
+
+
+class LocalImageService(ImageService):
+    """A JSON catalog of local images (the all-in-one mode's source)."""
+
+    def __init__(self, catalog: str | None = None) -> None:
+        self._catalog = catalog
+
+    @property
+    def catalog(self) -> str:
+        return self._catalog or CONF.image_service.local_catalog
+
+    def _images(self) -> dict[str, dict[str, Any]]:
+        try:
+            with open(self.catalog) as stream:
+                images = json.load(stream)
+        except (OSError, ValueError) as exc:
+            raise exception.ServiceUnavailable(
+                service='image catalog %s' % self.catalog,
+                reason=str(exc)) from exc
+        base = os.path.dirname(os.path.abspath(self.catalog))
+        found = {}
+        for image in images:
+            image = dict(image)
+            image['locations'] = [
+                {'url': 'file://' + os.path.join(base, loc['url'])
+                 if not loc['url'].startswith(('/', 'file:')) else
+                 loc['url']} for loc in image.get('locations', [])]
+            found[image['id']] = image
+        return found
+
+    def get(self, image_id: str) -> dict[str, Any]:
+        image = self._images().get(image_id)
+        if image is None:
+            raise exception.ImageNotFound(image=image_id)
+        return image
+
+
+def load() -> ImageService:
+    """The image service named by ``[image_service] driver``."""
+    return LocalImageService()

@@ -1,0 +1,72 @@
+"""Console entry points. Errors a user can cause end as one line, no trace."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from concurrent import futures
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import oslo_messaging as messaging
+from oslo_config import cfg
+
+from precache import exception
+
+LOG = logging.getLogger(__name__)
+
+EXIT_BAD_REQUEST = 2
+EXIT_UNAVAILABLE = 3
+
+
+def fatal(message: str, code: int = 1) -> NoReturn:
+    print('ERROR: %s' % message, file=sys.stderr)
+    sys.exit(code)
+
+
+def message(exc: BaseException) -> str:
+    """An error's own text, without the remote traceback RPC appends."""
+    return getattr(exc, 'message', None) or str(exc)
+
+
+def guarded(main: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn expected failures of ``main`` into one line and an exit code."""
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return main(*args, **kwargs)
+        except (cfg.Error, exception.Invalid, exception.NotFound) as exc:
+            fatal(message(exc), EXIT_BAD_REQUEST)
+        except (exception.TemporaryFailure,
+                messaging.MessagingException) as exc:
+            fatal(message(exc), EXIT_UNAVAILABLE)
+        except exception.PrecacheException as exc:
+            fatal(message(exc))
+        except KeyboardInterrupt:
+            fatal('interrupted', 130)
+        except Exception as exc:
+            LOG.exception('Unexpected error')
+            fatal('unexpected error: %s (details in the log)'
+                  % str(exc).split('\n')[0])
+    wrapper.__name__ = main.__name__
+    wrapper.__doc__ = main.__doc__
+    return wrapper
+
+
+def wait_for_signal() -> None:
+    """Block until SIGTERM or SIGINT."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(3600):
+        pass
+
+
+def stop_all(services: list[Any]) -> None:
+    """Stop services together: each wait() takes about a poll interval."""
+    for each in services:
+        each.stop()
+    if services:
+        with futures.ThreadPoolExecutor(min(len(services), 32)) as pool:
+            list(pool.map(lambda each: each.wait(), services))

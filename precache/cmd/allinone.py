@@ -1,0 +1,126 @@
+"""precache-all-in-one: the whole system in one process, no OpenStack.
+
+The same conductor and agent code as production; only the transport
+(kombu's in-process memory bus), the inventory (a static file), the image
+source (local files) and the job store (SQLite) differ. Each simulated
+host gets its own cache folder under the state directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from oslo_utils import uuidutils
+
+from precache import rpc, service
+from precache.agent.service import AgentService
+from precache.agent.store import FileStore
+from precache.cmd import console, guarded, sample, stop_all
+from precache.conductor.inventory import StaticInventory
+from precache.conductor.rpcapi import ConductorAPI
+from precache.conductor.service import ConductorService
+from precache.conf import CONF
+from precache.db import migration
+
+
+def _configure(state_dir: str, catalog: str, inventory: str) -> None:
+    service.register_library_opts()
+    defaults = {
+        ('DEFAULT', 'transport_url'): 'kombu+memory:////',
+        ('DEFAULT', 'state_path'): state_dir,
+        ('DEFAULT', 'host'): 'all-in-one',
+        ('DEFAULT', 'log_file'): os.path.join(state_dir, 'precache.log'),
+        ('DEFAULT', 'use_stderr'): False,
+        ('inventory', 'static_file'): inventory,
+        ('image_service', 'local_catalog'): catalog,
+        ('conductor', 'call_monitor_timeout'): 10,
+    }
+    for (group, name), value in defaults.items():
+        CONF.set_default(name, value,
+                         group=None if group == 'DEFAULT' else group)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='precache-all-in-one',
+                                     description=__doc__.split('\n')[0])
+    parser.add_argument('--state-dir', default=os.path.abspath(
+        'precache-demo'), help='where images, caches, the job store and '
+        'the log go (default: ./precache-demo)')
+    parser.add_argument('--aggregate', default='compute',
+                        help='aggregate to cache on (compute: 12 hosts in '
+                             '3 cells; edge: 3 hosts)')
+    parser.add_argument('--image', action='append',
+                        help='image name or id (default: every sample)')
+    parser.add_argument('--config-file', action='append', default=[])
+    parser.add_argument('--json', action='store_true')
+    return parser
+
+
+@guarded
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    state_dir = os.path.abspath(args.state_dir)
+    out = console.console(stderr=True)
+    catalog = sample.ensure_images(
+        os.path.join(state_dir, 'images'),
+        lambda name: out.print('Generating sample image %s ...' % name))
+    inventory = sample.ensure_inventory(
+        os.path.join(state_dir, 'inventory.yaml'))
+    _configure(state_dir, catalog, inventory)
+    service.prepare_service(
+        ['precache-all-in-one',
+         *[a for p in args.config_file for a in ('--config-file', p)]])
+    migration.upgrade()
+
+    transport = rpc.get_transport(CONF)
+    static = StaticInventory()
+    agents = [AgentService(transport, host=host, cell=cell,
+                           store=FileStore(os.path.join(
+                               state_dir, 'hosts', host, 'instances')))
+              for cell, hosts in sample.CELLS.items() for host in hosts]
+    conductor = ConductorService(transport, inventory=static)
+    for agent in agents:
+        agent.start()
+    conductor.start()
+    try:
+        code = _run(args, transport, out)
+    finally:
+        stop_all([conductor, *agents])
+        rpc.cleanup()
+    logging.shutdown()
+    sys.exit(code)
+
+
+def _run(args: argparse.Namespace, transport: object,
+         out: console.Console) -> int:
+    names = {sample.image_id(name): name for name, _, _ in sample.IMAGES}
+    wanted = args.image or [name for name, _, _ in sample.IMAGES]
+    by_name = {name: image_id for image_id, name in names.items()}
+    image_ids = [by_name.get(ref, ref) for ref in wanted]
+    api = ConductorAPI(transport, timeout=60)  # type: ignore[arg-type]
+    ctxt = rpc.request_context(request_id='req-' +
+                               uuidutils.generate_uuid())
+    job = api.cache_images(ctxt, args.aggregate, image_ids)
+    if not args.json:
+        out.print('Job %s: %d image(s) on %d host(s) of aggregate %s; '
+                  'caches under %s/hosts' % (
+                      job.id, len(job.image_ids), job.hosts, job.aggregate,
+                      CONF.state_path))
+    job = console.watch(lambda: api.get_job(ctxt, job.id,
+                                            with_results=False),
+                        interval=0.2, show_progress=False if args.json else None)
+    job = api.get_job(ctxt, job.id)
+    if args.json:
+        console.print_json(job.to_dict())
+    else:
+        console.console().print(console.host_table(job, names))
+        print(console.summary_line(job))
+        print('Log: %s' % CONF.log_file)
+    return console.exit_code(job)
+
+
+if __name__ == '__main__':
+    main()

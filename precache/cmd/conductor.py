@@ -1,0 +1,28 @@
+"""precache-conductor: accepts jobs and fans them out to the agents."""
+
+from __future__ import annotations
+
+import sys
+
+from precache import rpc, service
+from precache.cmd import guarded, wait_for_signal
+from precache.conductor.service import ConductorService
+from precache.conf import CONF
+
+
+@guarded
+def main() -> None:
+    service.prepare_service(sys.argv)
+    rpc.check_reachable(CONF)
+    conductor = ConductorService(rpc.get_transport(CONF))
+    conductor.start()
+    try:
+        wait_for_signal()
+    finally:
+        conductor.stop()
+        conductor.wait()
+        rpc.cleanup()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,190 @@
+"""precache-manage: operator commands, safe to run from cron.
+
+Exit codes: 0 every host has every image resident (or the command
+succeeded), 1 some host/image failed, 2 bad request, 3 conductor or
+message bus unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+import oslo_messaging as messaging
+from oslo_utils import uuidutils
+
+from precache import rpc, service
+from precache.cmd import EXIT_UNAVAILABLE, console, fatal, guarded
+from precache.conductor.rpcapi import ConductorAPI
+from precache.conf import CONF
+from precache.db import migration
+
+
+def _conductor(args: argparse.Namespace) -> ConductorAPI:
+    rpc.check_reachable(CONF)
+    return ConductorAPI(rpc.get_transport(CONF), timeout=args.timeout,
+                        retry=2)
+
+
+def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return function(*args, **kwargs)
+    except messaging.MessagingTimeout:
+        fatal('no conductor answered on the message bus (is '
+              'precache-conductor running?)', EXIT_UNAVAILABLE)
+    except messaging.MessagingException as exc:
+        fatal('message bus: %s' % exc, EXIT_UNAVAILABLE)
+
+
+def db_sync(args: argparse.Namespace) -> int:
+    migration.upgrade()
+    print('Job store is at revision %s' % migration.head())
+    return 0
+
+
+def cache(args: argparse.Namespace) -> int:
+    api = _conductor(args)
+    ctxt = rpc.request_context(request_id='req-' + uuidutils.generate_uuid())
+    options = {key: value for key, value in (
+        ('max_concurrent_hosts', args.max_concurrent_hosts),
+        ('max_concurrent_hosts_per_cell', args.max_concurrent_hosts_per_cell),
+    ) if value is not None}
+    job = _call(api.cache_images, ctxt, args.aggregate, args.image, options)
+    if not args.wait:
+        if args.json:
+            console.print_json(job.to_dict())
+        else:
+            print('Job %s accepted: %d image(s) on %d host(s) of %s'
+                  % (job.id, len(job.image_ids), job.hosts, job.aggregate))
+        return 0
+    return _wait_and_show(api, ctxt, job.id, args.json)
+
+
+def _wait_and_show(api: ConductorAPI, ctxt: dict[str, Any], job_id: str,
+                   as_json: bool) -> int:
+    job = console.watch(
+        lambda: _call(api.get_job, ctxt, job_id, with_results=False),
+        show_progress=False if as_json else None)
+    job = _call(api.get_job, ctxt, job_id)
+    show_job(job, as_json)
+    return console.exit_code(job)
+
+
+def show_job(job: Any, as_json: bool) -> None:
+    if as_json:
+        console.print_json(job.to_dict())
+        return
+    out = console.console()
+    if out.is_terminal:
+        out.print(console.host_table(job))
+    else:
+        for result in job.results or []:
+            print('%s %s %s %s %s' % (job.id, result.host, result.image_id,
+                                      result.state.value,
+                                      result.reason or ''))
+    print(console.summary_line(job))
+
+
+def job_show(args: argparse.Namespace) -> int:
+    api = _conductor(args)
+    job = _call(api.get_job, rpc.request_context(), args.job_id)
+    show_job(job, args.json)
+    return console.exit_code(job) if job.state.is_final else 0
+
+
+def job_wait(args: argparse.Namespace) -> int:
+    return _wait_and_show(_conductor(args), rpc.request_context(),
+                          args.job_id, args.json)
+
+
+def job_list(args: argparse.Namespace) -> int:
+    api = _conductor(args)
+    jobs = _call(api.list_jobs, rpc.request_context(),
+                 aggregate=args.aggregate, state=args.state,
+                 limit=args.limit, marker=args.marker)
+    if args.json:
+        console.print_json([job.to_dict() for job in jobs])
+    else:
+        console.console().print(console.jobs_table(jobs))
+    return 0
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError('must be >= 1')
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog='precache-manage',
+                                     description=__doc__.split('\n')[0])
+    parser.add_argument('--config-file', action='append', default=[],
+                        help='configuration file (repeatable)')
+    parser.add_argument('--config-dir', help='directory of *.conf files')
+    parser.add_argument('--timeout', type=_positive, default=30,
+                        help='seconds to wait for the conductor to answer')
+    commands = parser.add_subparsers(dest='command', required=True)
+
+    db = commands.add_parser('db', help='job store schema')
+    db_commands = db.add_subparsers(dest='db_command', required=True)
+    db_commands.add_parser('sync', help='migrate the job store to the '
+                           'latest schema').set_defaults(func=db_sync)
+
+    run = commands.add_parser('cache', help='make images resident on an '
+                              'aggregate')
+    run.add_argument('--aggregate', required=True,
+                     help='aggregate id, uuid or name')
+    run.add_argument('--image', action='append', required=True,
+                     help='image id (repeatable)')
+    run.add_argument('--max-concurrent-hosts', type=_positive)
+    run.add_argument('--max-concurrent-hosts-per-cell', type=_positive)
+    run.add_argument('--wait', action='store_true',
+                     help='wait for the job and exit 0 only if every host '
+                          'has every image')
+    run.add_argument('--json', action='store_true')
+    run.set_defaults(func=cache)
+
+    job = commands.add_parser('job', help='look at jobs')
+    job_commands = job.add_subparsers(dest='job_command', required=True)
+    show = job_commands.add_parser('show', help='one job, every host')
+    show.add_argument('job_id')
+    show.add_argument('--json', action='store_true')
+    show.set_defaults(func=job_show)
+    wait = job_commands.add_parser('wait', help='wait for a job to end')
+    wait.add_argument('job_id')
+    wait.add_argument('--json', action='store_true')
+    wait.set_defaults(func=job_wait)
+    listing = job_commands.add_parser('list', help='jobs, newest first')
+    listing.add_argument('--aggregate')
+    listing.add_argument('--state')
+    listing.add_argument('--limit', type=_positive, default=50)
+    listing.add_argument('--marker', help='last job id of the previous page')
+    listing.add_argument('--json', action='store_true')
+    listing.set_defaults(func=job_list)
+    return parser
+
+
+@guarded
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config_args = [arg for path in args.config_file
+                   for arg in ('--config-file', path)]
+    if args.config_dir:
+        config_args += ['--config-dir', args.config_dir]
+    service.prepare_service(['precache-manage', *config_args])
+    if not CONF.debug:
+        # NOTE: the CLI's own output is the table; service chatter would
+        # garble it and the cron mail.
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        code = args.func(args)
+    finally:
+        rpc.cleanup()
+    sys.exit(code)
+
+
+if __name__ == '__main__':
+    main()

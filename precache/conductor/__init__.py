@@ -1,0 +1,1 @@
+"""The conductor: turns a request into per-host work and records it."""

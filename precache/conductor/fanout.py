@@ -1,0 +1,137 @@
+"""Bounded fan-out of per-host work, fair across cells.
+
+Every job a conductor runs shares one :class:`Limiter`: at most
+``[conductor] max_concurrent_hosts`` hosts at once in all, at most
+``max_concurrent_hosts_per_cell`` per cell, and a job may ask for less.
+Hosts are taken round-robin across cells, so one big cell cannot starve
+the others. :func:`run` never raises for a host: ``work`` must return its
+results, and anything it raises becomes an error result for that host.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+from concurrent import futures
+
+from precache.conf import CONF
+
+LOG = logging.getLogger(__name__)
+
+NO_CELL = ''
+
+
+@dataclasses.dataclass
+class JobSlots:
+    """One job's own limits and the hosts it has in flight."""
+
+    max_hosts: int | None = None
+    max_hosts_per_cell: int | None = None
+    in_flight: int = 0
+    per_cell: collections.Counter = dataclasses.field(
+        default_factory=collections.Counter)
+
+
+def _cap(configured: int, requested: int | None) -> int:
+    """A job may lower a limit, never raise it (0 means no limit)."""
+    if requested is None:
+        return configured
+    return min(configured, requested) if configured else requested
+
+
+class Limiter:
+    """Global and per-cell host slots, shared by all jobs of a process."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self._per_cell: collections.Counter = collections.Counter()
+
+    def _fits(self, job: JobSlots, cell: str) -> bool:
+        total = _cap(CONF.conductor.max_concurrent_hosts, job.max_hosts)
+        per_cell = _cap(CONF.conductor.max_concurrent_hosts_per_cell,
+                        job.max_hosts_per_cell)
+        return (self._in_flight < CONF.conductor.max_concurrent_hosts
+                and job.in_flight < total
+                and (not CONF.conductor.max_concurrent_hosts_per_cell
+                     or self._per_cell[cell]
+                     < CONF.conductor.max_concurrent_hosts_per_cell)
+                and (not per_cell or job.per_cell[cell] < per_cell))
+
+    def acquire(self, job: JobSlots, cells: list[str],
+                stop: threading.Event) -> str | None:
+        """Block until one of ``cells`` has a slot; take it, return it.
+
+        ``cells`` is in preference order. Returns None once ``stop`` is set.
+        """
+        with self._cond:
+            while not stop.is_set():
+                for cell in cells:
+                    if self._fits(job, cell):
+                        self._in_flight += 1
+                        self._per_cell[cell] += 1
+                        job.in_flight += 1
+                        job.per_cell[cell] += 1
+                        return cell
+                self._cond.wait(0.5)
+            return None
+
+    def release(self, job: JobSlots, cell: str) -> None:
+        with self._cond:
+            self._in_flight -= 1
+            self._per_cell[cell] -= 1
+            job.in_flight -= 1
+            job.per_cell[cell] -= 1
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def in_flight(self) -> int:
+        with self._cond:
+            return self._in_flight
+
+
+def run(hosts: list[tuple[str, str | None]], work: Callable[[str, str | None],
+                                                          None],
+        fail: Callable[[str, str | None, BaseException], None],
+        limiter: Limiter, job: JobSlots, stop: threading.Event) -> list[str]:
+    """Call ``work(host, cell)`` for every host within the limits.
+
+    ``fail(host, cell, exc)`` records whatever ``work`` raised. Returns the
+    hosts never started because ``stop`` was set.
+    """
+    queues: dict[str, collections.deque] = collections.OrderedDict()
+    for host, cell in hosts:
+        queues.setdefault(cell or NO_CELL, collections.deque()).append(host)
+    workers = max(1, min(len(hosts), _cap(
+        CONF.conductor.max_concurrent_hosts, job.max_hosts)))
+
+    def one(host: str, cell: str) -> None:
+        try:
+            work(host, cell or None)
+        except BaseException as exc:  # noqa: BLE001 - recorded, not lost
+            LOG.exception('Host %s failed outside its call', host)
+            fail(host, cell or None, exc)
+        finally:
+            limiter.release(job, cell)
+
+    with futures.ThreadPoolExecutor(workers,
+                                    thread_name_prefix='fanout') as pool:
+        order = list(queues)
+        while any(queues.values()):
+            waiting = [c for c in order if queues[c]]
+            cell = limiter.acquire(job, waiting, stop)
+            if cell is None:
+                break
+            host = queues[cell].popleft()
+            # NOTE: rotate so the next pick starts after this cell.
+            order.remove(cell)
+            order.append(cell)
+            pool.submit(one, host, cell)
+    return [host for queue in queues.values() for host in queue]

@@ -1,0 +1,241 @@
+"""Job lifecycle: accept, run on the hosts, record, summarise.
+
+A job is recorded with one pending row per (host, image) before any host is
+contacted, and every row ends final: a host that cannot be reached, times
+out or fails in any way gets ``skipped``/``error`` with a reason. Nova
+loses exactly these cases.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import oslo_messaging as messaging
+from oslo_utils import uuidutils
+
+from precache import exception, objects, rpc
+from precache.agent.rpcapi import AgentAPI
+from precache.clients.images import ImageService
+from precache.conductor import fanout
+from precache.conductor.inventory import Inventory
+from precache.conf import CONF
+from precache.db.api import JobStore
+
+LOG = logging.getLogger(__name__)
+
+State = objects.HostImageState
+
+#: Job options a request may carry; each may only lower the configured one.
+OPTIONS = {'max_concurrent_hosts', 'max_concurrent_hosts_per_cell'}
+
+
+def validate_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    options = dict(options or {})
+    for name, value in options.items():
+        if name not in OPTIONS:
+            raise exception.InvalidOption(option=name, reason='unknown')
+        if isinstance(value, bool) or not isinstance(value, int) \
+                or value < 1:
+            raise exception.InvalidOption(
+                option=name, reason='must be an integer >= 1')
+    return options
+
+
+def _results(host: str, cell: str | None, images: list[objects.ImageSpec],
+             state: State, reason: str) -> list[objects.HostImageResult]:
+    now = objects.utcnow()
+    return [objects.HostImageResult(host=host, image_id=image.id, cell=cell,
+                                    state=state, reason=reason,
+                                    started_at=now, finished_at=now)
+            for image in images]
+
+
+class JobRunner:
+    """Runs this conductor's jobs, each in a thread, sharing one Limiter."""
+
+    def __init__(self, store: JobStore, inventory: Inventory,
+                 image_service: ImageService,
+                 agents: Callable[[str | None], AgentAPI],
+                 conductor_host: str) -> None:
+        self.store = store
+        self.inventory = inventory
+        self.image_service = image_service
+        self.agents = agents
+        self.conductor_host = conductor_host
+        self.limiter = fanout.Limiter()
+        self._stop = threading.Event()
+        self._pool = futures.ThreadPoolExecutor(
+            CONF.conductor.max_concurrent_jobs, thread_name_prefix='job')
+        self._record_lock = threading.Lock()
+
+    # -- accept -----------------------------------------------------------
+
+    def create(self, aggregate_ref: str, image_ids: list[str],
+               options: dict[str, Any] | None = None,
+               request_id: str | None = None) -> objects.Job:
+        """Validate, record and start a job; bad requests raise 400/404."""
+        options = validate_options(options)
+        images = self.image_service.validate(image_ids)
+        aggregate = self.inventory.get_aggregate(str(aggregate_ref))
+        hosts = [(host, self.inventory.cell_of(host))
+                 for host in aggregate.hosts]
+        job = self.store.create_job(
+            uuidutils.generate_uuid(), aggregate.name, images, hosts,
+            options, conductor=self.conductor_host, request_id=request_id)
+        LOG.info('[req %(req)s] Job %(job)s accepted: %(images)d image(s) '
+                 'on %(hosts)d host(s) of aggregate %(agg)s',
+                 {'req': request_id, 'job': job.id, 'images': len(images),
+                  'hosts': len(hosts), 'agg': aggregate.name})
+        self.submit(job.id)
+        return job
+
+    def submit(self, job_id: str) -> None:
+        self._pool.submit(self._run_guarded, job_id)
+
+    def recover(self) -> list[str]:
+        """Resume the jobs this conductor left unfinished (idempotent)."""
+        job_ids = self.store.unfinished_jobs(self.conductor_host)
+        for job_id in job_ids:
+            LOG.warning('Job %s was interrupted; resuming its unfinished '
+                        'hosts', job_id)
+            self.submit(job_id)
+        return job_ids
+
+    def stop(self) -> None:
+        """Start no new host; let calls in flight finish."""
+        self._stop.set()
+        self.limiter.wake()
+        self._pool.shutdown(wait=True)
+
+    # -- run --------------------------------------------------------------
+
+    def _run_guarded(self, job_id: str) -> None:
+        try:
+            self.run(job_id)
+        except Exception as exc:  # noqa: BLE001 - the job records it
+            LOG.exception('Job %s failed', job_id)
+            self._fail_job(job_id, exc)
+
+    def _fail_job(self, job_id: str, exc: BaseException) -> None:
+        reason = 'job failed: %s' % exc
+        job = self.store.get_job(job_id)
+        for host in {r.host for r in job.results or []
+                     if not r.state.is_final}:
+            self.store.set_host_state(job_id, host, State.ERROR,
+                                      reason=reason)
+        self.store.set_job_state(job_id, objects.JobState.FAILED, reason)
+
+    def run(self, job_id: str) -> None:
+        job = self.store.get_job(job_id)
+        if job.state.is_final:
+            return
+        start = time.monotonic()
+        self.store.set_job_state(job_id, objects.JobState.RUNNING)
+        images = self.store.get_images(job_id)
+        todo: dict[str, str | None] = {}
+        for result in job.results or []:
+            if not result.state.is_final:
+                todo.setdefault(result.host, result.cell)
+        slots = fanout.JobSlots(
+            max_hosts=job.options.get('max_concurrent_hosts'),
+            max_hosts_per_cell=job.options.get(
+                'max_concurrent_hosts_per_cell'))
+        left = fanout.run(
+            list(todo.items()),
+            lambda host, cell: self._cache_on_host(job, images, host, cell),
+            lambda host, cell, exc: self._record(
+                job.id, _results(host, cell, images, State.ERROR,
+                                 'internal error: %s' % exc)),
+            self.limiter, slots, self._stop)
+        if left:
+            LOG.warning('Job %(job)s: conductor stopping, %(left)d host(s) '
+                        'not started; the job resumes at next start',
+                        {'job': job_id, 'left': len(left)})
+            return
+        self._finish(job_id, time.monotonic() - start)
+
+    def _finish(self, job_id: str, seconds: float) -> None:
+        self.store.set_job_state(job_id, objects.JobState.DONE)
+        job = self.store.get_job(job_id)
+        LOG.info('Job %(job)s: %(summary)s in %(secs).1fs',
+                 {'job': job_id, 'summary': objects.summary_text(job.counts),
+                  'secs': seconds})
+        failed = {}
+        for result in job.results or []:
+            if result.state is State.ERROR:
+                failed[result.image_id] = failed.get(result.image_id, 0) + 1
+        for image_id, count in sorted(failed.items()):
+            LOG.warning('Job %(job)s: image %(image)s failed on %(n)d '
+                        'host(s)', {'job': job_id, 'image': image_id,
+                                    'n': count})
+
+    def _record(self, job_id: str,
+                results: list[objects.HostImageResult]) -> None:
+        with self._record_lock:
+            self.store.record_results(job_id, results)
+
+    # -- one host ---------------------------------------------------------
+
+    def _cache_on_host(self, job: objects.Job,
+                       images: list[objects.ImageSpec], host: str,
+                       cell: str | None) -> None:
+        ctxt = rpc.request_context(request_id=job.id, job_id=job.id)
+        agent = self.agents(cell)
+        self.store.set_host_state(job.id, host, State.RUNNING)
+        ping_timeout = CONF.conductor.agent_ping_timeout
+        try:
+            agent.ping(ctxt, host, timeout=ping_timeout)
+        except messaging.MessagingTimeout:
+            self._record(job.id, _results(
+                host, cell, images, State.SKIPPED,
+                'agent not responding (no answer to ping within %ds)'
+                % ping_timeout))
+            return
+        except messaging.MessagingException as exc:
+            self._record(job.id, _results(
+                host, cell, images, State.SKIPPED,
+                'agent unreachable: %s' % exc))
+            return
+        self._record(job.id, self._call_cache_images(
+            ctxt, agent, job, images, host, cell))
+
+    def _call_cache_images(self, ctxt: dict[str, Any], agent: AgentAPI,
+                           job: objects.Job, images: list[objects.ImageSpec],
+                           host: str, cell: str | None
+                           ) -> list[objects.HostImageResult]:
+        timeout = CONF.conductor.host_call_timeout
+        monitor = CONF.conductor.call_monitor_timeout
+        start = time.monotonic()
+        try:
+            results = agent.cache_images(ctxt, host, images, timeout=timeout,
+                                         call_monitor_timeout=monitor)
+        except messaging.MessagingTimeout:
+            elapsed = time.monotonic() - start
+            if elapsed < timeout - 1:
+                reason = ('agent stopped responding after %.0fs (no '
+                          'heartbeat for %ds)' % (elapsed, monitor))
+            else:
+                reason = 'timed out after %ds (host_call_timeout)' % timeout
+            return _results(host, cell, images, State.ERROR, reason)
+        except messaging.RemoteError as exc:
+            return _results(host, cell, images, State.ERROR,
+                            'agent failed: %s: %s' % (exc.exc_type,
+                                                      exc.value))
+        except (messaging.MessagingException,
+                exception.PrecacheException) as exc:
+            return _results(host, cell, images, State.ERROR,
+                            getattr(exc, 'message', None) or str(exc))
+        by_image = {r.image_id: r for r in results}
+        final = []
+        for image in images:
+            result = by_image.get(image.id) or _results(
+                host, cell, [image], State.ERROR,
+                'agent returned no result for this image')[0]
+            result.host, result.cell = host, cell
+            final.append(result)
+        return final

@@ -1,0 +1,20 @@
+"""Configuration: one module per option group, registered on ``CONF``.
+
+Import ``from precache.conf import CONF`` (the one spelling that guarantees
+registration) and read options where they are used, not at import time.
+"""
+
+from oslo_config import cfg
+
+from precache.conf import agent
+from precache.conf import conductor
+from precache.conf import database
+from precache.conf import default
+from precache.conf import image_service
+from precache.conf import inventory
+
+CONF = cfg.CONF
+
+for _module in (default, agent, conductor, database, image_service,
+                inventory):
+    _module.register_opts(CONF)

@@ -1,0 +1,56 @@
+from oslo_config import cfg
+
+group = cfg.OptGroup(
+    'conductor', title='Conductor options',
+    help='How the conductor fans a job out to the agents of its hosts.')
+
+opts = [
+    cfg.IntOpt('max_concurrent_hosts',
+               default=10, min=1,
+               help='Maximum number of hosts the conductor asks to cache '
+                    'images at the same time, across all jobs it runs. '
+                    'Higher values finish big aggregates sooner but put '
+                    'that many simultaneous downloads on the image '
+                    'service and the network (Nova\'s '
+                    '[image_cache] precache_concurrency defaults to 1). '
+                    'A job may ask for less, never for more.'),
+    cfg.IntOpt('max_concurrent_hosts_per_cell',
+               default=0, min=0,
+               help='Maximum number of hosts of one cell worked on at the '
+                    'same time; 0 means only max_concurrent_hosts applies. '
+                    'Use it to protect the message bus and uplink of each '
+                    'cell (an edge site, a rack) while other cells proceed.'),
+    cfg.IntOpt('max_concurrent_jobs',
+               default=8, min=1,
+               help='Jobs a conductor runs at once; later jobs wait in '
+                    'state pending. All running jobs share '
+                    'max_concurrent_hosts.'),
+    cfg.IntOpt('host_call_timeout',
+               default=1800, min=1,
+               help='Hard limit, in seconds, for one host to cache all the '
+                    'images of a job (Nova: long_rpc_timeout). A host '
+                    'still working after that is recorded as an error; '
+                    'raise it for very large images over slow links.'),
+    cfg.IntOpt('call_monitor_timeout',
+               default=60, min=2,
+               help='Seconds without a heartbeat from a working agent '
+                    'after which its call is abandoned and the host is '
+                    'recorded as an error. Agents send heartbeats every '
+                    'half of this, so a killed agent is noticed in about '
+                    'this time instead of host_call_timeout.'),
+    cfg.IntOpt('agent_ping_timeout',
+               default=10, min=1,
+               help='Seconds to wait for an agent to answer the ping sent '
+                    'before its work starts. An agent that does not answer '
+                    'is recorded as skipped (agent not responding) and '
+                    'holds a fan-out slot for at most this long.'),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_group(group)
+    conf.register_opts(opts, group=group)
+
+
+def list_opts() -> list[cfg.Opt]:
+    return opts

@@ -1,0 +1,1 @@
+"""The durable job store (SQLAlchemy; SQLite by default, PostgreSQL too)."""

@@ -1,0 +1,246 @@
+"""The job store: jobs and their (host, image) rows, and nothing else.
+
+Every method is one short transaction. Callers pass and receive the shared
+records of :mod:`precache.objects`, never ORM rows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, orm
+
+from precache import exception, objects
+from precache.conf import CONF
+from precache.db import models
+
+
+def default_url() -> str:
+    """``[database] connection``, else an SQLite file under state_path."""
+    url = CONF.database.connection
+    if url:
+        return url
+    return 'sqlite:///%s' % os.path.join(CONF.state_path, 'precache.sqlite')
+
+
+def create_engine(url: str) -> sa.Engine:
+    if not url.startswith('sqlite'):
+        return sa.create_engine(url, pool_pre_ping=True)
+    path = sa.engine.make_url(url).database
+    if path and path != ':memory:':
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    engine = sa.create_engine(url, connect_args={'timeout': 30,
+                                                 'check_same_thread': False})
+
+    # NOTE: pysqlite's lazy BEGIN lets two writers both read, then one
+    # fails with "database is locked". Taking the write lock up front
+    # makes them queue instead (busy timeout above).
+    @event.listens_for(engine, 'connect')
+    def _no_implicit_begin(dbapi_conn: Any, record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        dbapi_conn.execute('PRAGMA foreign_keys = ON')
+
+    @event.listens_for(engine, 'begin')
+    def _begin_immediate(conn: sa.Connection) -> None:
+        conn.exec_driver_sql('BEGIN IMMEDIATE')
+
+    return engine
+
+
+def _to_result(row: models.HostResult) -> objects.HostImageResult:
+    return objects.HostImageResult(
+        host=row.host, image_id=row.image_id,
+        state=objects.HostImageState(row.state), cell=row.cell,
+        method=objects.Method(row.method) if row.method else None,
+        bytes=row.bytes or 0, seconds=row.seconds or 0.0, reason=row.reason,
+        started_at=row.started_at, finished_at=row.finished_at)
+
+
+class JobStore:
+    """Durable jobs and results on one SQLAlchemy engine."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        self.engine = create_engine(self.url)
+        self._sessions = orm.sessionmaker(self.engine,
+                                          expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _session(self) -> Iterator[orm.Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # -- jobs -------------------------------------------------------------
+
+    def create_job(self, job_id: str, aggregate: str,
+                   images: list[objects.ImageSpec],
+                   hosts: list[tuple[str, str | None]],
+                   options: dict[str, Any], conductor: str | None = None,
+                   request_id: str | None = None) -> objects.Job:
+        """Record a pending job with one pending row per (host, image)."""
+        now = objects.utcnow()
+        with self._session() as session:
+            session.add(models.Job(
+                id=job_id, aggregate=aggregate,
+                state=objects.JobState.PENDING.value,
+                images=[image.to_dict() for image in images],
+                options=options, conductor=conductor,
+                request_id=request_id, created_at=now))
+            session.flush()
+            session.add_all(
+                models.HostResult(job_id=job_id, host=host, cell=cell,
+                                  image_id=image.id, bytes=0, seconds=0.0,
+                                  state=objects.HostImageState.PENDING.value)
+                for host, cell in hosts for image in images)
+        return self.get_job(job_id)
+
+    def _job_row(self, session: orm.Session, job_id: str) -> models.Job:
+        row = session.get(models.Job, job_id)
+        if row is None:
+            raise exception.JobNotFound(job=job_id)
+        return row
+
+    def get_job(self, job_id: str,
+                with_results: bool = True) -> objects.Job:
+        with self._session() as session:
+            row = self._job_row(session, job_id)
+            results = [_to_result(r) for r in session.scalars(
+                sa.select(models.HostResult)
+                .where(models.HostResult.job_id == job_id)
+                .order_by(models.HostResult.host, models.HostResult.id))]
+            return self._to_job(row, results, with_results)
+
+    def get_images(self, job_id: str) -> list[objects.ImageSpec]:
+        with self._session() as session:
+            row = self._job_row(session, job_id)
+            return [objects.ImageSpec.from_dict(i) for i in row.images]
+
+    def list_jobs(self, aggregate: str | None = None,
+                  state: str | None = None, limit: int = 50,
+                  marker: str | None = None) -> list[objects.Job]:
+        """Newest first; ``marker`` is the last id of the previous page."""
+        with self._session() as session:
+            query = sa.select(models.Job).order_by(
+                models.Job.created_at.desc(), models.Job.id.desc())
+            if aggregate is not None:
+                query = query.where(models.Job.aggregate == aggregate)
+            if state is not None:
+                query = query.where(models.Job.state == state)
+            if marker is not None:
+                last = self._job_row(session, marker)
+                query = query.where(sa.or_(
+                    models.Job.created_at < last.created_at,
+                    sa.and_(models.Job.created_at == last.created_at,
+                            models.Job.id < last.id)))
+            rows = list(session.scalars(query.limit(limit)))
+            counts = self._counts(session, [r.id for r in rows])
+            return [self._to_job(r, None, False, counts.get(r.id))
+                    for r in rows]
+
+    def _counts(self, session: orm.Session,
+                job_ids: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        if not job_ids:
+            return found
+        query = (sa.select(models.HostResult.job_id,
+                           models.HostResult.state,
+                           sa.func.count())
+                 .where(models.HostResult.job_id.in_(job_ids))
+                 .group_by(models.HostResult.job_id, models.HostResult.state))
+        hosts = dict(session.execute(
+            sa.select(models.HostResult.job_id,
+                      sa.func.count(sa.distinct(models.HostResult.host)))
+            .where(models.HostResult.job_id.in_(job_ids))
+            .group_by(models.HostResult.job_id)).tuples())
+        for job_id, state, count in session.execute(query).tuples():
+            entry = found.setdefault(job_id, {'hosts': hosts.get(job_id, 0),
+                                              'counts': {}})
+            entry['counts'][state] = count
+        return found
+
+    def _to_job(self, row: models.Job,
+                results: list[objects.HostImageResult] | None,
+                with_results: bool,
+                counted: dict[str, Any] | None = None) -> objects.Job:
+        if results is not None:
+            counts = objects.count_states(results)
+            hosts = len({r.host for r in results})
+        else:
+            counted = counted or {'hosts': 0, 'counts': {}}
+            counts = {s.value: counted['counts'].get(s.value, 0)
+                      for s in objects.HostImageState}
+            hosts = counted['hosts']
+        return objects.Job(
+            id=row.id, aggregate=row.aggregate,
+            image_ids=[i['id'] for i in row.images],
+            state=objects.JobState(row.state), options=row.options or {},
+            reason=row.reason, created_at=row.created_at,
+            started_at=row.started_at, finished_at=row.finished_at,
+            hosts=hosts, counts=counts,
+            results=results if with_results else None)
+
+    def set_job_state(self, job_id: str, state: objects.JobState,
+                      reason: str | None = None) -> None:
+        now = objects.utcnow()
+        with self._session() as session:
+            row = self._job_row(session, job_id)
+            row.state = state.value
+            if reason is not None:
+                row.reason = reason
+            if state is objects.JobState.RUNNING and row.started_at is None:
+                row.started_at = now
+            if state.is_final:
+                row.finished_at = now
+
+    def unfinished_jobs(self, conductor: str) -> list[str]:
+        """Ids of this conductor's jobs that never reached a final state."""
+        with self._session() as session:
+            return list(session.scalars(
+                sa.select(models.Job.id)
+                .where(models.Job.conductor == conductor,
+                       models.Job.state.in_(
+                           [objects.JobState.PENDING.value,
+                            objects.JobState.RUNNING.value]))
+                .order_by(models.Job.created_at)))
+
+    # -- host results -----------------------------------------------------
+
+    def record_results(self, job_id: str,
+                       results: Iterable[objects.HostImageResult]) -> None:
+        """Overwrite the rows of these (host, image) pairs of a job."""
+        with self._session() as session:
+            for result in results:
+                session.execute(
+                    sa.update(models.HostResult)
+                    .where(models.HostResult.job_id == job_id,
+                           models.HostResult.host == result.host,
+                           models.HostResult.image_id == result.image_id)
+                    .values(state=result.state.value,
+                            method=result.method.value
+                            if result.method else None,
+                            bytes=result.bytes, seconds=result.seconds,
+                            reason=result.reason,
+                            started_at=result.started_at,
+                            finished_at=result.finished_at))
+
+    def set_host_state(self, job_id: str, host: str,
+                       state: objects.HostImageState,
+                       only_from: objects.HostImageState | None = None,
+                       reason: str | None = None) -> int:
+        """Move every image row of one host (optionally only from a state)."""
+        with self._session() as session:
+            query = (sa.update(models.HostResult)
+                     .where(models.HostResult.job_id == job_id,
+                            models.HostResult.host == host)
+                     .values(state=state.value, reason=reason))
+            if only_from is not None:
+                query = query.where(
+                    models.HostResult.state == only_from.value)
+            return session.execute(query).rowcount

@@ -1,0 +1,83 @@
+"""Tables of the job store. Change them only together with a migration."""
+
+from __future__ import annotations
+
+import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+
+class Base(orm.DeclarativeBase):
+    pass
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Timezone-aware UTC timestamps on every backend (SQLite drops tz)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(datetime.timezone.utc)
+        return value
+
+    def process_result_value(self, value, dialect):  # type: ignore[no-untyped-def]
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return value
+
+
+class Job(Base):
+    __tablename__ = 'jobs'
+
+    id: orm.Mapped[str] = orm.mapped_column(sa.String(36), primary_key=True)
+    aggregate: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    state: orm.Mapped[str] = orm.mapped_column(sa.String(16))
+    images: orm.Mapped[list] = orm.mapped_column(sa.JSON)
+    options: orm.Mapped[dict] = orm.mapped_column(sa.JSON)
+    reason: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+    conductor: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    request_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(64))
+    created_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
+        UTCDateTime)
+    started_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
+        UTCDateTime)
+    finished_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
+        UTCDateTime)
+
+    __table_args__ = (
+        sa.Index('ix_jobs_state', 'state'),
+        sa.Index('ix_jobs_aggregate', 'aggregate'),
+        sa.Index('ix_jobs_created_at', 'created_at'),
+    )
+
+
+class HostResult(Base):
+    """One (host, image) of a job, from pending to its final state."""
+
+    __tablename__ = 'host_results'
+
+    id: orm.Mapped[int] = orm.mapped_column(sa.Integer, primary_key=True,
+                                            autoincrement=True)
+    job_id: orm.Mapped[str] = orm.mapped_column(
+        sa.String(36), sa.ForeignKey('jobs.id', ondelete='CASCADE'))
+    host: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    cell: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    image_id: orm.Mapped[str] = orm.mapped_column(sa.String(36))
+    state: orm.Mapped[str] = orm.mapped_column(sa.String(16))
+    method: orm.Mapped[str | None] = orm.mapped_column(sa.String(16))
+    bytes: orm.Mapped[int] = orm.mapped_column(sa.BigInteger, default=0)
+    seconds: orm.Mapped[float] = orm.mapped_column(sa.Float, default=0.0)
+    reason: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+    started_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
+        UTCDateTime)
+    finished_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
+        UTCDateTime)
+
+    __table_args__ = (
+        sa.UniqueConstraint('job_id', 'host', 'image_id',
+                            name='uq_host_results_job_host_image'),
+        sa.Index('ix_host_results_host_image', 'host', 'image_id'),
+    )

@@ -1,0 +1,44 @@
+"""Start-up shared by every command: configuration and logging."""
+
+from __future__ import annotations
+
+import oslo_messaging as messaging
+from oslo_messaging import opts as messaging_opts
+from oslo_config import cfg
+from oslo_log import log
+
+from precache import version
+from precache.conf import CONF
+
+_QUIET_LOGGERS = ['amqp=WARN', 'kombu=WARN', 'oslo_messaging=WARN',
+                  'oslo.messaging=WARN', 'stevedore=WARN',
+                  'oslo_concurrency.lockutils=WARN', 'alembic=WARN',
+                  'sqlalchemy=WARN', 'urllib3=WARN']
+
+
+def register_library_opts(conf: cfg.ConfigOpts = CONF) -> None:
+    """Options precache reads from oslo.log and oslo.messaging."""
+    try:
+        log.register_options(conf)
+    except cfg.ArgsAlreadyParsedError:  # pragma: no cover - already done
+        pass
+    messaging.set_transport_defaults('precache')
+    # NOTE: registered up front (oslo.messaging registers them lazily) so
+    # they can be defaulted and read before a transport exists, and so a
+    # call never fails on the metrics/tracing groups being absent.
+    for group, options in messaging_opts.list_opts():
+        conf.register_opts(options,
+                           group=None if group == 'DEFAULT' else group)
+
+
+def prepare_service(argv: list[str], project: str = 'precache',
+                    default_config_files: list[str] | None = None,
+                    conf: cfg.ConfigOpts = CONF) -> cfg.ConfigOpts:
+    """Parse the command line and config files, then set up logging."""
+    register_library_opts(conf)
+    log.set_defaults(default_log_levels=(
+        log.get_default_log_levels() + _QUIET_LOGGERS))
+    conf(argv[1:], project=project, version=version.version_string,
+         default_config_files=default_config_files)
+    log.setup(conf, project)
+    return conf

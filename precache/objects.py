@@ -71,7 +71,7 @@ def _parse_time(value: Any) -> datetime.datetime | None:
 
 
 def utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,7 +181,7 @@ class Job:
         return (end - self.started_at).total_seconds()
 
     def to_dict(self) -> dict[str, Any]:
-        data = {'id': self.id, 'aggregate': self.aggregate,
+        data: dict[str, Any] = {'id': self.id, 'aggregate': self.aggregate,
                 'image_ids': list(self.image_ids),
                 'state': self.state.value, 'options': dict(self.options),
                 'reason': self.reason,

@@ -37,7 +37,8 @@ def _slow_down_memory_polling() -> None:
     def _set(self: Any, value: float) -> None:
         """Ignore oslo.messaging's zero."""
 
-    memory.Transport.polling_interval = property(_get, _set)
+    memory.Transport.polling_interval = property(  # type: ignore[assignment]
+        _get, _set)
 
 
 def get_transport(conf: cfg.ConfigOpts,

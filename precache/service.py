@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import oslo_messaging as messaging
-from oslo_messaging import opts as messaging_opts
 from oslo_config import cfg
 from oslo_log import log
+from oslo_messaging import opts as messaging_opts
 
 from precache import version
 from precache.conf import CONF

@@ -139,7 +139,7 @@ class FileStore:
         running (another process on this host) is never disturbed.
         """
         removed = []
-        for temp in glob.glob(os.path.join(self.base_dir,
+        for temp in glob.glob(os.path.join(glob.escape(self.base_dir),
                                            '*' + TEMP_SUFFIX)):
             name = os.path.basename(temp)[:-len(TEMP_SUFFIX)]
             with self._lock(name):

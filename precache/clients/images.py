@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import json
 import os
+import pathlib
 import uuid
 from typing import Any
 
@@ -96,8 +97,10 @@ class LocalImageService(ImageService):
         found = {}
         for image in images:
             image = dict(image)
+            # NOTE: as_uri() quotes the path; a '#', '?' or '%' in it
+            # would otherwise be read as URL syntax by the file backend.
             image['locations'] = [
-                {'url': 'file://' + os.path.join(base, loc['url'])
+                {'url': pathlib.Path(base, loc['url']).as_uri()
                  if not loc['url'].startswith(('/', 'file:')) else
                  loc['url']} for loc in image.get('locations', [])]
             found[image['id']] = image

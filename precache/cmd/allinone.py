@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 
+import oslo_messaging as messaging
 from oslo_utils import uuidutils
 
 from precache import rpc, service
@@ -94,13 +95,13 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
-def _run(args: argparse.Namespace, transport: object,
+def _run(args: argparse.Namespace, transport: messaging.Transport,
          out: console.Console) -> int:
     names = {sample.image_id(name): name for name, _, _ in sample.IMAGES}
     wanted = args.image or [name for name, _, _ in sample.IMAGES]
     by_name = {name: image_id for image_id, name in names.items()}
     image_ids = [by_name.get(ref, ref) for ref in wanted]
-    api = ConductorAPI(transport, timeout=60)  # type: ignore[arg-type]
+    api = ConductorAPI(transport, timeout=60)
     ctxt = rpc.request_context(request_id='req-' +
                                uuidutils.generate_uuid())
     job = api.cache_images(ctxt, args.aggregate, image_ids)
@@ -109,9 +110,9 @@ def _run(args: argparse.Namespace, transport: object,
                   'caches under %s/hosts' % (
                       job.id, len(job.image_ids), job.hosts, job.aggregate,
                       CONF.state_path))
-    job = console.watch(lambda: api.get_job(ctxt, job.id,
-                                            with_results=False),
-                        interval=0.2, show_progress=False if args.json else None)
+    job = console.watch(
+        lambda: api.get_job(ctxt, job.id, with_results=False),
+        interval=0.2, show_progress=False if args.json else None)
     job = api.get_job(ctxt, job.id)
     if args.json:
         console.print_json(job.to_dict())

@@ -10,8 +10,14 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
-                           SpinnerColumn, TextColumn, TimeElapsedColumn)
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from precache import objects
@@ -112,12 +118,10 @@ def host_table(job: objects.Job,
         by_image = rows[host]
         cells = []
         for image_id in job.image_ids:
-            result = by_image.get(image_id)
-            if result is None:
-                cells.append('-')
-                continue
-            cells.append('[%s]%s[/]' % (STYLES[result.state],
-                                        result.state.value))
+            found = by_image.get(image_id)
+            cells.append('[%s]%s[/]' % (STYLES[found.state],
+                                        found.state.value)
+                         if found else '-')
         fetched = sum(r.bytes for r in by_image.values()
                       if r.state is State.CACHED)
         seconds = max((r.seconds for r in by_image.values()), default=0)

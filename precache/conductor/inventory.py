@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import os
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from stevedore import driver
@@ -44,9 +44,9 @@ class Inventory(abc.ABC):
 
 def load() -> Inventory:
     """The inventory named by ``[inventory] driver``."""
-    manager = driver.DriverManager(NAMESPACE, CONF.inventory.driver,
-                                   invoke_on_load=True)
-    return manager.driver
+    manager: driver.DriverManager = driver.DriverManager(
+        NAMESPACE, CONF.inventory.driver, invoke_on_load=True)
+    return cast(Inventory, manager.driver)
 
 
 def _fail(source: str, reason: str) -> exception.InventoryInvalid:
@@ -57,6 +57,12 @@ def _host_list(source: str, where: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(
             isinstance(h, str) and h for h in value):
         raise _fail(source, '%s: hosts must be a list of names' % where)
+    # NOTE: a job has one row per (host, image); a repeated host would
+    # make every job on this aggregate fail to be recorded.
+    repeated = sorted({h for h in value if value.count(h) > 1})
+    if repeated:
+        raise _fail(source, '%s: host(s) listed twice: %s'
+                    % (where, ', '.join(repeated)))
     return tuple(value)
 
 

@@ -165,7 +165,7 @@ class JobRunner:
         LOG.info('Job %(job)s: %(summary)s in %(secs).1fs',
                  {'job': job_id, 'summary': objects.summary_text(job.counts),
                   'secs': seconds})
-        failed = {}
+        failed: dict[str, int] = {}
         for result in job.results or []:
             if result.state is State.ERROR:
                 failed[result.image_id] = failed.get(result.image_id, 0) + 1

@@ -6,12 +6,14 @@ registration) and read options where they are used, not at import time.
 
 from oslo_config import cfg
 
-from precache.conf import agent
-from precache.conf import conductor
-from precache.conf import database
-from precache.conf import default
-from precache.conf import image_service
-from precache.conf import inventory
+from precache.conf import (
+    agent,
+    conductor,
+    database,
+    default,
+    image_service,
+    inventory,
+)
 
 CONF = cfg.CONF
 

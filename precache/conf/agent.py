@@ -4,7 +4,7 @@ group = cfg.OptGroup(
     'agent', title='Agent options',
     help='The agent that makes images resident on one compute host.')
 
-opts = [
+opts: list[cfg.Opt] = [
     cfg.StrOpt('cell',
                help='Name of the cell this host belongs to, reported to '
                     'the conductor; informational in the static inventory.'),

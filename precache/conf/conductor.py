@@ -4,7 +4,7 @@ group = cfg.OptGroup(
     'conductor', title='Conductor options',
     help='How the conductor fans a job out to the agents of its hosts.')
 
-opts = [
+opts: list[cfg.Opt] = [
     cfg.IntOpt('max_concurrent_hosts',
                default=10, min=1,
                help='Maximum number of hosts the conductor asks to cache '

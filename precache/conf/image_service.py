@@ -5,7 +5,7 @@ group = cfg.OptGroup(
     help='Where the conductor validates images and reads their metadata '
          '(size, hashes, locations) before it calls any agent.')
 
-opts = [
+opts: list[cfg.Opt] = [
     cfg.StrOpt('driver',
                default='local',
                choices=[('local', 'a catalog file of local images')],

@@ -5,7 +5,7 @@ group = cfg.OptGroup(
     help='Where the conductor learns which hosts form an aggregate and '
          'which cell each host is in.')
 
-opts = [
+opts: list[cfg.Opt] = [
     cfg.StrOpt('driver',
                default='static',
                choices=[('static', 'a YAML or JSON file, see static_file')],

@@ -2,12 +2,14 @@
 
 from oslo_config import cfg
 
-from precache.conf import agent
-from precache.conf import conductor
-from precache.conf import database
-from precache.conf import default
-from precache.conf import image_service
-from precache.conf import inventory
+from precache.conf import (
+    agent,
+    conductor,
+    database,
+    default,
+    image_service,
+    inventory,
+)
 
 # NOTE: in ABC order by group, DEFAULT first, as the sample file shows them.
 _opts: list[tuple[str, list[cfg.Opt]]] = [

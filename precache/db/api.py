@@ -154,12 +154,14 @@ class JobStore:
                            sa.func.count())
                  .where(models.HostResult.job_id.in_(job_ids))
                  .group_by(models.HostResult.job_id, models.HostResult.state))
+        # NOTE: .all(): a Result has keys(), so dict() would take it for a
+        # mapping. Rows unpack as tuples (Result.tuples() is deprecated).
         hosts = dict(session.execute(
             sa.select(models.HostResult.job_id,
                       sa.func.count(sa.distinct(models.HostResult.host)))
             .where(models.HostResult.job_id.in_(job_ids))
-            .group_by(models.HostResult.job_id)).tuples())
-        for job_id, state, count in session.execute(query).tuples():
+            .group_by(models.HostResult.job_id)).all())
+        for job_id, state, count in session.execute(query):
             entry = found.setdefault(job_id, {'hosts': hosts.get(job_id, 0),
                                               'counts': {}})
             entry['counts'][state] = count
@@ -243,4 +245,5 @@ class JobStore:
             if only_from is not None:
                 query = query.where(
                     models.HostResult.state == only_from.value)
-            return session.execute(query).rowcount
+            result: sa.CursorResult = session.execute(query)  # type: ignore
+            return result.rowcount

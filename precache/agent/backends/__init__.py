@@ -7,6 +7,8 @@ fetches it.
 
 from __future__ import annotations
 
+from typing import cast
+
 from stevedore import named
 
 from precache import exception
@@ -20,11 +22,11 @@ def load(names: list[str] | None = None) -> list[Backend]:
     """Instantiate the enabled backends, in order; unknown names fail."""
     names = list(names if names is not None else CONF.agent.enabled_backends)
     missing: list[str] = []
-    manager = named.NamedExtensionManager(
+    manager: named.NamedExtensionManager = named.NamedExtensionManager(
         NAMESPACE, names, invoke_on_load=True, name_order=True,
         on_missing_entrypoints_callback=missing.extend)
     if missing:
         raise exception.Invalid(
             reason='unknown backend(s) in [agent] enabled_backends: %s'
                    % ', '.join(sorted(missing)))
-    return [ext.obj for ext in manager]
+    return [cast(Backend, ext.obj) for ext in manager]

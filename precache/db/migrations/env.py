@@ -6,7 +6,7 @@ config = context.config
 
 
 def run_migrations() -> None:
-    engine = api.create_engine(config.get_main_option('sqlalchemy.url'))
+    engine = api.create_engine(config.get_main_option('sqlalchemy.url', ''))
     with engine.connect() as connection:
         context.configure(connection=connection,
                           target_metadata=models.Base.metadata,

@@ -8,6 +8,7 @@ from oslo_config import cfg
 
 from precache.conf import (
     agent,
+    api,
     conductor,
     database,
     default,
@@ -17,6 +18,6 @@ from precache.conf import (
 
 CONF = cfg.CONF
 
-for _module in (default, agent, conductor, database, image_service,
+for _module in (default, agent, api, conductor, database, image_service,
                 inventory):
     _module.register_opts(CONF)

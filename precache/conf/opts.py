@@ -4,6 +4,7 @@ from oslo_config import cfg
 
 from precache.conf import (
     agent,
+    api,
     conductor,
     database,
     default,
@@ -15,6 +16,7 @@ from precache.conf import (
 _opts: list[tuple[str, list[cfg.Opt]]] = [
     ('DEFAULT', default.list_opts()),
     ('agent', agent.list_opts()),
+    ('api', api.list_opts()),
     ('conductor', conductor.list_opts()),
     ('database', database.list_opts()),
     ('image_service', image_service.list_opts()),

@@ -1,0 +1,76 @@
+"""RPC APIs: versions in sync, and both clients against real servers."""
+
+from __future__ import annotations
+
+import os
+
+import oslo_messaging as messaging
+import pytest
+
+from precache import objects, version
+from precache.agent.manager import AgentManager
+from precache.agent.rpcapi import AgentAPI
+from precache.clients.images import LocalImageService
+from precache.conductor.manager import ConductorManager
+from precache.conductor.rpcapi import ConductorAPI
+
+State = objects.HostImageState
+
+
+def test_versions_in_sync():
+    assert AgentAPI.RPC_API_VERSION == AgentManager.RPC_API_VERSION
+    assert ConductorAPI.RPC_API_VERSION == ConductorManager.RPC_API_VERSION
+    assert AgentManager.target.version == AgentManager.RPC_API_VERSION
+    assert ConductorManager.target.version == \
+        ConductorManager.RPC_API_VERSION
+
+
+def test_agent_ping(cloud):
+    info = AgentAPI(cloud.transport).ping({'request_id': 'req-ping'},
+                                          'u-h3', timeout=5)
+    store = cloud.stores['u-h3']
+    assert info['host'] == 'u-h3'
+    assert info['cell'] == 'cell2'
+    assert info['version'] == version.version_string
+    assert info['rpc_version'] == AgentAPI.RPC_API_VERSION
+    assert info['backends'] == ['file']
+    assert info['store']['kind'] == 'file'
+    assert info['store']['path'] == store.base_dir
+    assert info['store']['free_bytes'] > 0
+
+
+def test_agent_ping_of_nobody_times_out(cloud):
+    with pytest.raises(messaging.MessagingTimeout):
+        AgentAPI(cloud.transport).ping({}, 'u-nobody', timeout=1)
+
+
+def test_agent_cache_images(cloud):
+    good, nowhere = cloud.add_image(), cloud.add_image(located=False)
+    specs = LocalImageService(cloud.catalog).validate([good, nowhere])
+    api = AgentAPI(cloud.transport)
+    results = api.cache_images({'job_id': 'j'}, 'u-h1', specs, timeout=30,
+                               call_monitor_timeout=10)
+    assert [r.image_id for r in results] == [good, nowhere]
+    assert [r.state for r in results] == [State.CACHED, State.UNSUPPORTED]
+    assert all(isinstance(r, objects.HostImageResult) for r in results)
+    assert results[0].host == 'u-h1'
+    assert results[0].bytes == os.path.getsize(cloud.image_path(good))
+    assert results[0].started_at.tzinfo is not None
+    again = api.cache_images({}, 'u-h1', specs[:1], timeout=30,
+                             call_monitor_timeout=10)
+    assert [r.state for r in again] == [State.EXISTING]
+
+
+def test_conductor_api_round_trip(cloud):
+    image_id = cloud.add_image()
+    accepted = cloud.api.cache_images({}, 'one', [image_id])
+    assert isinstance(accepted, objects.Job)
+    job = cloud.wait(accepted.id)
+    assert job.results[0].state is State.CACHED
+    listed = cloud.api.list_jobs({}, aggregate='one', state='done',
+                                 limit=1000)
+    assert accepted.id in [j.id for j in listed]
+    page = cloud.api.list_jobs({}, limit=1)
+    assert len(page) == 1
+    # Newest first: nothing was accepted after this test's job.
+    assert page[0].id == accepted.id

@@ -1,0 +1,112 @@
+"""Functional tests: real RabbitMQ, conductor and agents as processes.
+
+Each test session gets its own RabbitMQ vhost (deleted at the end) and its
+own job store, so concurrent runs on one broker never see each other. Each
+test starts the services it needs, in parallel, and every process is
+stopped (or killed) when the test ends. See harness.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from precache import rpc
+from precache.conductor.rpcapi import ConductorAPI
+from precache.conf import CONF
+from tests.functional.harness import (
+    HOST,
+    PORT,
+    Cluster,
+    rabbitmqctl,
+    script,
+    write_conf,
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start services need the broker: mark them ``rabbit``."""
+    for item in items:
+        if 'cluster' in getattr(item, 'fixturenames', ()):
+            item.add_marker(pytest.mark.rabbit)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, 'rep_' + report.when, report)
+
+
+@pytest.fixture(scope='session')
+def transport_url() -> Iterator[str]:
+    """A vhost of its own for this test session, deleted at the end."""
+    vhost = 'precache-functional-%s' % uuid.uuid4().hex[:12]
+    rabbitmqctl('add_vhost', vhost)
+    try:
+        rabbitmqctl('set_permissions', '-p', vhost, 'guest', '.*', '.*',
+                    '.*')
+        yield 'rabbit://guest:guest@%s:%d/%s' % (HOST, PORT, vhost)
+    finally:
+        rabbitmqctl('delete_vhost', vhost)
+
+
+@pytest.fixture(scope='session')
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The session's job store, migrated by ``precache-manage db sync``.
+
+    Every test's conductor has a host name of its own, so none resumes
+    another's jobs.
+    """
+    folder = str(tmp_path_factory.mktemp('jobstore'))
+    url = 'sqlite:///%s' % os.path.join(folder, 'precache.sqlite')
+    config = write_conf(os.path.join(folder, 'manage.conf'), {
+        'DEFAULT': {'log_file': os.path.join(folder, 'manage.log')},
+        'database': {'connection': url}})
+    done = subprocess.run(
+        [script('precache-manage'), '--config-file', config, 'db', 'sync'],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'Job store is at revision' in done.stdout
+    return url
+
+
+@pytest.fixture(scope='session')
+def conductor_api(transport_url: str) -> Iterator[ConductorAPI]:
+    """The test process's own RPC client of the conductors."""
+    transport = rpc.get_transport(CONF, transport_url)
+    try:
+        yield ConductorAPI(transport, timeout=15)
+    finally:
+        # NOTE: before the vhost goes, or the driver reconnects forever.
+        rpc.cleanup()
+
+
+@pytest.fixture
+def cluster(request: pytest.FixtureRequest, tmp_path: Any,
+            transport_url: str, db_url: str,
+            conductor_api: ConductorAPI) -> Iterator[Cluster]:
+    """A test's services; every one still running is killed at the end.
+
+    SIGKILL, not SIGTERM: a graceful stop takes seconds (see
+    Cluster.stop_all, which the tests that check it call themselves). When
+    the test passed, no service may have logged a traceback or an ERROR
+    line unless the test set ``log_errors_expected``.
+    """
+    cluster = Cluster(str(tmp_path), transport_url, db_url, conductor_api)
+    try:
+        yield cluster
+    finally:
+        cluster.kill_all()
+    call = getattr(request.node, 'rep_call', None)
+    if call is None or not call.passed:
+        print(cluster.describe())
+        return
+    if not cluster.log_errors_expected:
+        errors = cluster.log_errors()
+        assert not errors, '\n'.join(errors) + '\n' + cluster.describe()

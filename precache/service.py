@@ -10,7 +10,7 @@ from oslo_messaging import opts as messaging_opts
 from precache import version
 from precache.conf import CONF
 
-_QUIET_LOGGERS = ['amqp=WARN', 'kombu=WARN', 'oslo_messaging=WARN',
+_QUIET_LOGGERS = ['amqp=ERROR', 'kombu=WARN', 'oslo_messaging=WARN',
                   'oslo.messaging=WARN', 'stevedore=WARN',
                   'oslo_concurrency.lockutils=WARN', 'alembic=WARN',
                   'sqlalchemy=WARN', 'urllib3=WARN']

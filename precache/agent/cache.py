@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from concurrent import futures
+from typing import Any
 
 from precache import exception, objects
 from precache.agent.backends.base import Backend
+from precache.agent.rbd.store import RbdStore
 from precache.agent.store import FileStore
 from precache.conf import CONF
 
@@ -25,11 +27,15 @@ State = objects.HostImageState
 class ImageCache:
     """The images of one host's store, filled from ordered backends."""
 
-    def __init__(self, host: str, store: FileStore,
+    def __init__(self, host: str, store: FileStore | RbdStore,
                  backends: list[Backend]) -> None:
         self.host = host
         self.store = store
         self.backends = backends
+        for backend in backends:
+            bind = getattr(backend, 'bind', None)
+            if bind is not None:
+                bind(store)
 
     def start(self) -> None:
         self.store.prepare()
@@ -82,6 +88,11 @@ class ImageCache:
             return
         reasons, attempted = [], False
         for backend in self.backends:
+            kinds = getattr(backend, 'store_kinds', ('file',))
+            if self.store.kind not in kinds:
+                reasons.append('%s: cannot fill a %s store' % (
+                    backend.name, self.store.kind))
+                continue
             why_not = backend.unsupported_reason(image)
             if why_not:
                 reasons.append('%s: %s' % (backend.name, why_not))
@@ -102,7 +113,8 @@ class ImageCache:
         result.reason = '; '.join(reasons) or 'no backend enabled'
 
     def _fetch(self, backend: Backend, image: objects.ImageSpec) -> int:
-        temp = self.store.temp_path(image.id)
+        # NOTE: a path for the file store, an RbdTarget for the rbd store.
+        temp: Any = self.store.temp_path(image.id)
         self.store.discard(temp)
         try:
             size = backend.fetch(image, temp)

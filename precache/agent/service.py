@@ -10,29 +10,50 @@ from precache import rpc
 from precache.agent import backends as backends_mod
 from precache.agent.backends.base import Backend
 from precache.agent.cache import ImageCache
+from precache.agent.heartbeat import Heartbeater
 from precache.agent.manager import AgentManager
+from precache.agent.rbd.store import RbdStore
 from precache.agent.store import FileStore
 from precache.conf import CONF
 
 LOG = logging.getLogger(__name__)
 
 
+def load_store(host: str) -> FileStore | RbdStore:
+    """The cache store named by ``[agent] store``."""
+    if CONF.agent.store == 'rbd':
+        return RbdStore(host=host)
+    return FileStore()
+
+
 class AgentService:
     def __init__(self, transport: messaging.Transport,
-                 host: str | None = None, store: FileStore | None = None,
+                 host: str | None = None,
+                 store: FileStore | RbdStore | None = None,
                  backends: list[Backend] | None = None,
                  cell: str | None = None) -> None:
         self.host = host or CONF.host
-        self.cache = ImageCache(self.host, store or FileStore(),
+        self.cache = ImageCache(self.host, store or load_store(self.host),
                                 backends if backends is not None
                                 else backends_mod.load())
         self.manager = AgentManager(self.cache, cell or CONF.agent.cell)
         self.server = rpc.get_server(transport, rpc.AGENT_TOPIC, self.host,
                                      [self.manager])
+        self.heartbeater = Heartbeater(
+            transport, self.host, self.manager.cell,
+            self.manager.RPC_API_VERSION,
+            [b.name for b in self.cache.backends], self.cache.store)
 
     def start(self) -> None:
+        for backend in self.cache.backends:
+            # NOTE: e.g. glance-http authenticates now, so bad
+            # credentials stop the agent with one line, not every fetch.
+            check = getattr(backend, 'check', None)
+            if check:
+                check()
         self.cache.start()
         self.server.start()
+        self.heartbeater.start()
         LOG.info('Agent %(host)s started: store %(store)s, backends '
                  '%(backends)s', {'host': self.host,
                                   'store': self.cache.store.base_dir,
@@ -44,6 +65,7 @@ class AgentService:
 
         Separate, so that many services can be stopped in parallel.
         """
+        self.heartbeater.stop()
         self.server.stop()
 
     def wait(self) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from oslo_concurrency import lockutils
 
 from precache import exception, objects
+from precache.agent import convert
 from precache.conf import CONF
 
 LOG = logging.getLogger(__name__)
@@ -97,13 +98,18 @@ class FileStore:
         os.makedirs(self.lock_path, exist_ok=True)
 
     def is_resident(self, image: objects.ImageSpec) -> bool:
-        """Present with the expected size (a truncated file is not)."""
+        """Present with the expected size (a truncated file is not).
+
+        An image kept converted to raw (``force_raw_images``) has its
+        virtual size, which Glance does not give: only presence counts.
+        """
         path = self.path(image.id)
         try:
             size = os.stat(path).st_size
         except FileNotFoundError:
             return False
-        if image.size is not None and size != image.size:
+        if image.size is not None and size != image.size and \
+                not convert.needs_conversion(image):
             LOG.warning('Cached file %(path)s of image %(image)s has '
                         '%(found)d bytes, expected %(size)d; fetching it '
                         'again', {'path': path, 'image': image.id,
@@ -141,7 +147,9 @@ class FileStore:
         removed = []
         for temp in glob.glob(os.path.join(glob.escape(self.base_dir),
                                            '*' + TEMP_SUFFIX)):
-            name = os.path.basename(temp)[:-len(TEMP_SUFFIX)]
+            # NOTE: <sha1>.precache.part, or <sha1>.<what>.precache.part
+            # for a helper file of the same fetch (e.g. before conversion).
+            name = os.path.basename(temp).split('.', 1)[0]
             with self._lock(name):
                 if os.path.exists(temp):
                     self.discard(temp)

@@ -56,6 +56,16 @@ def spec_from_glance(image: dict[str, Any]) -> objects.ImageSpec:
         locations=tuple(locations))
 
 
+def spec_from_active(image_id: str, image: dict[str, Any]
+                     ) -> objects.ImageSpec:
+    """The spec of an image that must be ``active``, else 400."""
+    status = image.get('status')
+    if status != 'active':
+        raise exception.ImageNotUsable(
+            image=image_id, reason='status is %s, not active' % status)
+    return spec_from_glance(image)
+
+
 class ImageService(abc.ABC):
     @abc.abstractmethod
     def get(self, image_id: str) -> dict[str, Any]:
@@ -63,16 +73,8 @@ class ImageService(abc.ABC):
 
     def validate(self, image_ids: list[str]) -> list[objects.ImageSpec]:
         """Every image exists, is visible and active → their specs."""
-        specs = []
-        for image_id in normalize_ids(image_ids):
-            image = self.get(image_id)
-            status = image.get('status')
-            if status != 'active':
-                raise exception.ImageNotUsable(
-                    image=image_id,
-                    reason='status is %s, not active' % status)
-            specs.append(spec_from_glance(image))
-        return specs
+        return [spec_from_active(image_id, self.get(image_id))
+                for image_id in normalize_ids(image_ids)]
 
 
 class LocalImageService(ImageService):
@@ -99,9 +101,12 @@ class LocalImageService(ImageService):
             image = dict(image)
             # NOTE: as_uri() quotes the path; a '#', '?' or '%' in it
             # would otherwise be read as URL syntax by the file backend.
+            # Relative paths are relative to the catalog; URLs of other
+            # schemes (rbd://<fsid>/<pool>/<image>/<snap>) pass as they are.
             image['locations'] = [
                 {'url': pathlib.Path(base, loc['url']).as_uri()
-                 if not loc['url'].startswith(('/', 'file:')) else
+                 if not loc['url'].startswith(('/', 'file:'))
+                 and '://' not in loc['url'] else
                  loc['url']} for loc in image.get('locations', [])]
             found[image['id']] = image
         return found
@@ -115,4 +120,8 @@ class LocalImageService(ImageService):
 
 def load() -> ImageService:
     """The image service named by ``[image_service] driver``."""
+    if CONF.image_service.driver == 'glance':
+        from precache.clients import glance
+
+        return glance.GlanceImageService()
     return LocalImageService()

@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 
 import oslo_messaging as messaging
 from oslo_utils import uuidutils
@@ -19,7 +20,13 @@ from oslo_utils import uuidutils
 from precache import rpc, service
 from precache.agent.service import AgentService
 from precache.agent.store import FileStore
-from precache.cmd import console, guarded, sample, stop_all
+from precache.cmd import (
+    console,
+    guarded,
+    sample,
+    stop_all,
+    wait_for_signal,
+)
 from precache.conductor.inventory import StaticInventory
 from precache.conductor.rpcapi import ConductorAPI
 from precache.conductor.service import ConductorService
@@ -38,6 +45,8 @@ def _configure(state_dir: str, catalog: str, inventory: str) -> None:
         ('inventory', 'static_file'): inventory,
         ('image_service', 'local_catalog'): catalog,
         ('conductor', 'call_monitor_timeout'): 10,
+        # NOTE: --serve binds to 127.0.0.1 only; see _serve.
+        ('api', 'auth_strategy'): 'noauth',
     }
     for (group, name), value in defaults.items():
         CONF.set_default(name, value,
@@ -57,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help='image name or id (default: every sample)')
     parser.add_argument('--config-file', action='append', default=[])
     parser.add_argument('--json', action='store_true')
+    parser.add_argument('--serve', action='store_true',
+                        help='run no job: serve the REST API (no auth, '
+                             '127.0.0.1 only) until interrupted')
+    parser.add_argument('--api-port', type=int, default=8780,
+                        help='port of the API with --serve (default 8780)')
     return parser
 
 
@@ -87,12 +101,35 @@ def main(argv: list[str] | None = None) -> None:
         agent.start()
     conductor.start()
     try:
-        code = _run(args, transport, out)
+        code = _serve(args, out) if args.serve else \
+            _run(args, transport, out)
     finally:
         stop_all([conductor, *agents])
         rpc.cleanup()
     logging.shutdown()
     sys.exit(code)
+
+
+def _serve(args: argparse.Namespace, out: console.Console) -> int:
+    """The REST API over the embedded conductor, until Ctrl-C."""
+    from precache.api import app as api_app
+    from precache.cmd import api as api_cmd
+
+    server = api_cmd.make_server(api_app.build_app(), '127.0.0.1',
+                                 args.api_port, CONF.api.server_threads)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    out.print('precache API on http://127.0.0.1:%d (NO AUTHENTICATION; '
+              'aggregates: compute, edge; images: %s). Ctrl-C stops.' % (
+                  server.server_address[1], ', '.join(
+                      '%s=%s' % (name, sample.image_id(name))
+                      for name, _, _ in sample.IMAGES)))
+    try:
+        wait_for_signal()
+    finally:
+        server.shutdown()
+        server.server_close()
+    return 0
 
 
 def _run(args: argparse.Namespace, transport: messaging.Transport,

@@ -111,6 +111,37 @@ def job_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _size(value: int | None) -> str:
+    if value is None:
+        return '-'
+    for unit in ('B', 'KiB', 'MiB', 'GiB', 'TiB'):
+        if value < 1024 or unit == 'TiB':
+            return '%.0f %s' % (value, unit) if unit == 'B' else \
+                '%.1f %s' % (value, unit)
+        value /= 1024  # type: ignore[assignment]
+    return '-'
+
+
+def agents_list(args: argparse.Namespace) -> int:
+    """The agent registry: one line per agent, down ones included."""
+    agents = _call(_conductor(args).list_agents, rpc.request_context())
+    if args.json:
+        console.print_json(agents)
+        return 0
+    print('%-24s %-12s %-10s %-8s %-5s %-22s %10s %10s %6s' % (
+        'HOST', 'CELL', 'STATE', 'VERSION', 'RPC', 'BACKENDS', 'FREE',
+        'CACHE', 'IMAGES'))
+    for agent in agents:
+        print('%-24s %-12s %-10s %-8s %-5s %-22s %10s %10s %6s' % (
+            agent['host'], agent.get('cell') or '-', agent['state'],
+            agent.get('version') or '-', agent.get('rpc_version') or '-',
+            ','.join(agent.get('backends') or []) or '-',
+            _size(agent.get('free_bytes')), _size(agent.get('cache_bytes')),
+            '-' if agent.get('cache_images') is None
+            else agent['cache_images']))
+    return 0
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -164,6 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument('--marker', help='last job id of the previous page')
     listing.add_argument('--json', action='store_true')
     listing.set_defaults(func=job_list)
+
+    agents = commands.add_parser('agents', help='the agent registry')
+    agent_commands = agents.add_subparsers(dest='agents_command',
+                                           required=True)
+    agent_list = agent_commands.add_parser(
+        'list', help='every agent: cell, state (up, down, too old), '
+        'version, backends, free and cached bytes')
+    agent_list.add_argument('--json', action='store_true')
+    agent_list.set_defaults(func=agents_list)
     return parser
 
 

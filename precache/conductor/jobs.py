@@ -33,6 +33,11 @@ State = objects.HostImageState
 #: Job options a request may carry; each may only lower the configured one.
 OPTIONS = {'max_concurrent_hosts', 'max_concurrent_hosts_per_cell'}
 
+#: The reason of a cancelled job. While hosts in flight finish, a job that
+#: is still ``running`` carries it too: that is how its runner, in whichever
+#: conductor, knows to end it ``cancelled`` rather than ``done``.
+CANCEL_REASON = 'cancelled by request'
+
 
 def validate_options(options: dict[str, Any] | None) -> dict[str, Any]:
     options = dict(options or {})
@@ -61,26 +66,40 @@ class JobRunner:
     def __init__(self, store: JobStore, inventory: Inventory,
                  image_service: ImageService,
                  agents: Callable[[str | None], AgentAPI],
-                 conductor_host: str) -> None:
+                 conductor_host: str,
+                 skip_reason: Callable[[str, str | None], str | None]
+                 | None = None) -> None:
+        """``skip_reason(host, cell)`` says why not to call a host (the
+        agent registry: agent down, too old, no cell), or None."""
         self.store = store
         self.inventory = inventory
         self.image_service = image_service
         self.agents = agents
+        self.skip_reason = skip_reason
         self.conductor_host = conductor_host
         self.limiter = fanout.Limiter()
         self._stop = threading.Event()
         self._pool = futures.ThreadPoolExecutor(
             CONF.conductor.max_concurrent_jobs, thread_name_prefix='job')
         self._record_lock = threading.Lock()
+        # NOTE: one stop event per running job, set by a cancel arriving
+        # at this conductor or by stop(); dict operations are atomic.
+        self._job_stops: dict[str, threading.Event] = {}
 
     # -- accept -----------------------------------------------------------
 
     def create(self, aggregate_ref: str, image_ids: list[str],
                options: dict[str, Any] | None = None,
-               request_id: str | None = None) -> objects.Job:
-        """Validate, record and start a job; bad requests raise 400/404."""
+               request_id: str | None = None,
+               caller: dict[str, Any] | None = None) -> objects.Job:
+        """Validate, record and start a job; bad requests raise 400/404.
+
+        ``caller`` (project_id, is_admin) is the API's caller; internal
+        callers (CLI, cron) pass none and see every image.
+        """
         options = validate_options(options)
         images = self.image_service.validate(image_ids)
+        self._check_visible(images, caller or {})
         aggregate = self.inventory.get_aggregate(str(aggregate_ref))
         hosts = [(host, self.inventory.cell_of(host))
                  for host in aggregate.hosts]
@@ -93,6 +112,66 @@ class JobRunner:
                   'hosts': len(hosts), 'agg': aggregate.name})
         self.submit(job.id)
         return job
+
+    def _check_visible(self, images: list[objects.ImageSpec],
+                       caller: dict[str, Any]) -> None:
+        """Glance's visibility rule over documents of every project.
+
+        Glance itself answers 404 to a caller who may not see an image;
+        the local catalog returns everything, so apply the rule to its
+        ``visibility``/``owner``/``members`` fields here.
+        """
+        project = caller.get('project_id')
+        if not project or caller.get('is_admin'):
+            return
+        for image in images:
+            document = self.image_service.get(image.id)
+            visibility = document.get('visibility') or 'public'
+            owner = document.get('owner')
+            if visibility in ('public', 'community') or owner in (
+                    None, project) or (visibility == 'shared' and project
+                                       in (document.get('members') or ())):
+                continue
+            raise exception.ImageNotFound(image=image.id)
+
+    def cancel(self, job_id: str) -> objects.Job:
+        """Start no new host of a job; hosts in flight finish.
+
+        :raises: JobNotFound; Conflict when the job is already final.
+        """
+        job = self.store.cancel_job(job_id, CANCEL_REASON)
+        stop = self._job_stops.get(job_id)
+        if stop is not None:
+            stop.set()
+            self.limiter.wake()
+        LOG.info('Job %(job)s: cancel requested; %(running)d host image(s) '
+                 'in flight finish, %(skipped)d skipped; now %(state)s',
+                 {'job': job_id, 'running': job.counts.get('running', 0),
+                  'skipped': job.counts.get('skipped', 0),
+                  'state': job.state.value})
+        return job
+
+    def resident_images(self, aggregate_ref: str) -> dict[str, Any]:
+        """Which images each host of an aggregate holds, as last reported.
+
+        :raises: AggregateNotFound
+        """
+        aggregate = self.inventory.get_aggregate(str(aggregate_ref))
+        by_host: dict[str, list[dict[str, Any]]] = {
+            host: [] for host in aggregate.hosts}
+        for job_id, result in self.store.resident_images(
+                list(aggregate.hosts)):
+            by_host[result.host].append({
+                'id': result.image_id, 'state': result.state.value,
+                'method': result.method.value if result.method else None,
+                'bytes': result.bytes, 'job_id': job_id,
+                'reported_at': result.finished_at.isoformat()
+                if result.finished_at else None})
+        return {'aggregate': {'id': aggregate.id, 'uuid': aggregate.uuid,
+                              'name': aggregate.name},
+                'hosts': [{'host': host, 'cell': self.inventory.cell_of(host),
+                           'images': by_host[host]}
+                          for host in aggregate.hosts]}
 
     def submit(self, job_id: str) -> None:
         self._pool.submit(self._run_guarded, job_id)
@@ -109,6 +188,8 @@ class JobRunner:
     def stop(self) -> None:
         """Start no new host; let calls in flight finish."""
         self._stop.set()
+        for stop in list(self._job_stops.values()):
+            stop.set()
         self.limiter.wake()
         self._pool.shutdown(wait=True)
 
@@ -135,7 +216,11 @@ class JobRunner:
         if job.state.is_final:
             return
         start = time.monotonic()
-        self.store.set_job_state(job_id, objects.JobState.RUNNING)
+        if not self.store.set_job_state(
+                job_id, objects.JobState.RUNNING,
+                only_from=(objects.JobState.PENDING,
+                           objects.JobState.RUNNING)):
+            return  # cancelled while it waited
         images = self.store.get_images(job_id)
         todo: dict[str, str | None] = {}
         for result in job.results or []:
@@ -145,26 +230,43 @@ class JobRunner:
             max_hosts=job.options.get('max_concurrent_hosts'),
             max_hosts_per_cell=job.options.get(
                 'max_concurrent_hosts_per_cell'))
-        left = fanout.run(
-            list(todo.items()),
-            lambda host, cell: self._cache_on_host(job, images, host, cell),
-            lambda host, cell, exc: self._record(
-                job.id, _results(host, cell, images, State.ERROR,
-                                 'internal error: %s' % exc)),
-            self.limiter, slots, self._stop)
-        if left:
+        stop = self._job_stops.setdefault(job_id, threading.Event())
+        if self._stop.is_set():
+            stop.set()
+        try:
+            left = fanout.run(
+                list(todo.items()),
+                lambda host, cell: self._cache_on_host(job, images, host,
+                                                       cell),
+                lambda host, cell, exc: self._record(
+                    job.id, _results(host, cell, images, State.ERROR,
+                                     'internal error: %s' % exc)),
+                self.limiter, slots, stop)
+        finally:
+            self._job_stops.pop(job_id, None)
+        if left and not self._cancel_requested(job_id):
             LOG.warning('Job %(job)s: conductor stopping, %(left)d host(s) '
                         'not started; the job resumes at next start',
                         {'job': job_id, 'left': len(left)})
             return
         self._finish(job_id, time.monotonic() - start)
 
+    def _cancel_requested(self, job_id: str) -> bool:
+        job = self.store.get_job(job_id, with_results=False)
+        return job.reason == CANCEL_REASON
+
     def _finish(self, job_id: str, seconds: float) -> None:
-        self.store.set_job_state(job_id, objects.JobState.DONE)
+        final = objects.JobState.CANCELLED if self._cancel_requested(
+            job_id) else objects.JobState.DONE
+        # NOTE: a cancel that found no host in flight already ended it.
+        self.store.set_job_state(job_id, final,
+                                 only_from=(objects.JobState.RUNNING,))
         job = self.store.get_job(job_id)
-        LOG.info('Job %(job)s: %(summary)s in %(secs).1fs',
+        LOG.info('Job %(job)s: %(summary)s in %(secs).1fs%(note)s',
                  {'job': job_id, 'summary': objects.summary_text(job.counts),
-                  'secs': seconds})
+                  'secs': seconds,
+                  'note': ' (%s)' % CANCEL_REASON
+                  if final is objects.JobState.CANCELLED else ''})
         failed: dict[str, int] = {}
         for result in job.results or []:
             if result.state is State.ERROR:
@@ -186,7 +288,18 @@ class JobRunner:
                        cell: str | None) -> None:
         ctxt = rpc.request_context(request_id=job.id, job_id=job.id)
         agent = self.agents(cell)
-        self.store.set_host_state(job.id, host, State.RUNNING)
+        if not self.store.claim_host(job.id, host):
+            # NOTE: a cancel skipped this host's rows before it started;
+            # stop taking the job's other hosts too.
+            stop = self._job_stops.get(job.id)
+            if stop is not None:
+                stop.set()
+            return
+        why = self.skip_reason(host, cell) if self.skip_reason else None
+        if why:
+            self._record(job.id, _results(host, cell, images, State.SKIPPED,
+                                          why))
+            return
         ping_timeout = CONF.conductor.agent_ping_timeout
         try:
             agent.ping(ctxt, host, timeout=ping_timeout)

@@ -9,6 +9,7 @@ import oslo_messaging as messaging
 
 from precache import exception
 from precache.conductor.jobs import JobRunner
+from precache.conductor.registry import Registry
 
 LOG = logging.getLogger(__name__)
 
@@ -17,12 +18,14 @@ class ConductorManager:
     """RPC endpoint of a conductor (topic ``precache-conductor``)."""
 
     # NOTE: must stay equal to ConductorAPI.RPC_API_VERSION (a test checks).
-    RPC_API_VERSION = '1.0'
+    RPC_API_VERSION = '1.2'
 
     target = messaging.Target(version=RPC_API_VERSION)
 
-    def __init__(self, runner: JobRunner) -> None:
+    def __init__(self, runner: JobRunner,
+                 registry: Registry | None = None) -> None:
         self.runner = runner
+        self.registry = registry
 
     def start(self) -> None:
         self.runner.recover()
@@ -34,7 +37,8 @@ class ConductorManager:
                                    exception.TemporaryFailure)
     def cache_images(self, ctxt: dict[str, Any], aggregate: str,
                      image_ids: list[str],
-                     options: dict[str, Any] | None = None
+                     options: dict[str, Any] | None = None,
+                     caller: dict[str, Any] | None = None
                      ) -> dict[str, Any]:
         """Accept a job: make ``image_ids`` resident on ``aggregate``.
 
@@ -47,7 +51,8 @@ class ConductorManager:
                  {'req': ctxt.get('request_id'), 'agg': aggregate,
                   'images': image_ids})
         job = self.runner.create(aggregate, image_ids, options,
-                                 request_id=ctxt.get('request_id'))
+                                 request_id=ctxt.get('request_id'),
+                                 caller=caller)
         return job.to_dict()
 
     @messaging.expected_exceptions(exception.NotFound)
@@ -56,10 +61,46 @@ class ConductorManager:
         """:raises: JobNotFound"""
         return self.runner.store.get_job(job_id, with_results).to_dict()
 
-    @messaging.expected_exceptions(exception.NotFound)
+    @messaging.expected_exceptions(exception.NotFound, exception.Invalid)
     def list_jobs(self, ctxt: dict[str, Any], aggregate: str | None = None,
                   state: str | None = None, limit: int = 50,
                   marker: str | None = None) -> list[dict[str, Any]]:
-        """:raises: JobNotFound (unknown marker)"""
+        """``aggregate``: an id, uuid or name (jobs record its name).
+
+        :raises: JobNotFound (unknown marker), InventoryInvalid
+        """
+        if aggregate is not None:
+            try:
+                aggregate = self.runner.inventory.get_aggregate(
+                    aggregate).name
+            except exception.NotFound:
+                pass  # NOTE: jobs of an aggregate since removed
         jobs = self.runner.store.list_jobs(aggregate, state, limit, marker)
         return [job.to_dict() for job in jobs]
+
+    @messaging.expected_exceptions(exception.NotFound, exception.Conflict)
+    def cancel_job(self, ctxt: dict[str, Any], job_id: str
+                   ) -> dict[str, Any]:
+        """Start no new host of the job; hosts in flight finish.
+
+        :raises: JobNotFound; Conflict when the job is already final.
+        """
+        LOG.info('[req %(req)s] RPC cancel_job called for job %(job)s',
+                 {'req': ctxt.get('request_id'), 'job': job_id})
+        return self.runner.cancel(job_id).to_dict()
+
+    @messaging.expected_exceptions(exception.NotFound, exception.Invalid)
+    def get_resident_images(self, ctxt: dict[str, Any], aggregate: str
+                            ) -> dict[str, Any]:
+        """:raises: AggregateNotFound, InventoryInvalid"""
+        return self.runner.resident_images(aggregate)
+
+    def agent_heartbeat(self, ctxt: dict[str, Any],
+                        report: dict[str, Any]) -> None:
+        """Record an agent's heartbeat (a cast; see agent/heartbeat.py)."""
+        if self.registry is not None:
+            self.registry.heartbeat(report)
+
+    def list_agents(self, ctxt: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every registered agent, its last report and state."""
+        return self.registry.list() if self.registry is not None else []

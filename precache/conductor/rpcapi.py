@@ -15,10 +15,14 @@ class ConductorAPI:
     API version history:
 
     |    1.0 - Initial version: cache_images, get_job, list_jobs.
+    |    1.1 - Added cancel_job, get_resident_images; cache_images takes
+    |          an optional caller (project_id, is_admin).
+    |    1.2 - Added agent_heartbeat (a cast, sent by the agents' own
+    |          client in precache.agent.heartbeat) and list_agents.
     """
 
     # NOTE: must stay equal to ConductorManager.RPC_API_VERSION.
-    RPC_API_VERSION = '1.0'
+    RPC_API_VERSION = '1.2'
 
     def __init__(self, transport: messaging.Transport,
                  timeout: int | None = None,
@@ -35,15 +39,23 @@ class ConductorAPI:
 
     def cache_images(self, ctxt: dict[str, Any], aggregate: str,
                      image_ids: list[str],
-                     options: dict[str, Any] | None = None) -> objects.Job:
+                     options: dict[str, Any] | None = None,
+                     caller: dict[str, Any] | None = None) -> objects.Job:
         """Validate and record a job, which then runs in the background.
 
+        :param caller: the API caller's project_id and is_admin; images
+            it may not see count as not found (1.1).
         :returns: the pending job.
         :raises: precache.exception.Invalid, NotFound, TemporaryFailure.
         """
-        job = self._prepare('1.0').call(
-            ctxt, 'cache_images', aggregate=aggregate, image_ids=image_ids,
-            options=options or {})
+        kwargs: dict[str, Any] = {'aggregate': aggregate,
+                                  'image_ids': image_ids,
+                                  'options': options or {}}
+        version = '1.0'
+        if caller is not None:
+            kwargs['caller'] = caller
+            version = '1.1'
+        job = self._prepare(version).call(ctxt, 'cache_images', **kwargs)
         return objects.Job.from_dict(job)
 
     def get_job(self, ctxt: dict[str, Any], job_id: str,
@@ -61,3 +73,33 @@ class ConductorAPI:
             ctxt, 'list_jobs', aggregate=aggregate, state=state,
             limit=limit, marker=marker)
         return [objects.Job.from_dict(job) for job in jobs]
+
+    def cancel_job(self, ctxt: dict[str, Any], job_id: str) -> objects.Job:
+        """Start no new host of the job; hosts in flight finish (1.1).
+
+        :returns: the job, ``cancelled`` or still ``running`` until its
+            hosts in flight finish.
+        :raises: JobNotFound; Conflict when the job is already final.
+        """
+        job = self._prepare('1.1').call(ctxt, 'cancel_job', job_id=job_id)
+        return objects.Job.from_dict(job)
+
+    def get_resident_images(self, ctxt: dict[str, Any],
+                            aggregate: str) -> dict[str, Any]:
+        """The images each host of an aggregate holds, as last reported.
+
+        :returns: ``{'aggregate': {id, uuid, name}, 'hosts': [{host, cell,
+            images: [{id, state, method, bytes, job_id, reported_at}]}]}``
+        :raises: AggregateNotFound (1.1).
+        """
+        return self._prepare('1.1').call(ctxt, 'get_resident_images',
+                                         aggregate=aggregate)
+
+    def list_agents(self, ctxt: dict[str, Any]) -> list[dict[str, Any]]:
+        """The agent registry: each agent's last heartbeat and state (1.2).
+
+        :returns: dicts with host, cell, version, rpc_version, backends,
+            stores, free_bytes, cache_bytes, cache_images, first_seen,
+            last_seen, silence (seconds) and state (up, down, too old).
+        """
+        return self._prepare('1.2').call(ctxt, 'list_agents')

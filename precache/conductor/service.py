@@ -7,16 +7,18 @@ import logging
 import oslo_messaging as messaging
 
 from precache import rpc
-from precache.agent.rpcapi import AgentAPI
 from precache.clients import images
 from precache.clients.images import ImageService
 from precache.conductor import inventory as inventory_mod
+from precache.conductor.cells import CellMap
 from precache.conductor.inventory import Inventory
 from precache.conductor.jobs import JobRunner
 from precache.conductor.manager import ConductorManager
+from precache.conductor.registry import Registry, RegistryInventory
 from precache.conf import CONF
 from precache.db import migration
 from precache.db.api import JobStore
+from precache.db.registry import RegistryStore
 
 LOG = logging.getLogger(__name__)
 
@@ -28,30 +30,47 @@ class ConductorService:
                  image_service: ImageService | None = None) -> None:
         self.host = host or CONF.host
         self.store = store or JobStore()
-        self.inventory = inventory or inventory_mod.load()
-        agent_api = AgentAPI(transport)
-        # NOTE: one bus for now; per-cell transports plug in here.
+        self.registry = Registry(RegistryStore(self.store.engine))
+        # NOTE: hosts take their cell from the inventory, else from what
+        # their agent reports (Nova's API shows no cells).
+        self.inventory = RegistryInventory(
+            inventory or inventory_mod.load(), self.registry)
+        self.cells = CellMap(transport)
         self.runner = JobRunner(self.store, self.inventory,
                                 image_service or images.load(),
-                                lambda cell: agent_api, self.host)
-        self.manager = ConductorManager(self.runner)
-        self.server = rpc.get_server(transport, rpc.CONDUCTOR_TOPIC,
-                                     self.host, [self.manager])
+                                self.cells.agent_api, self.host,
+                                skip_reason=self._skip_reason)
+        self.manager = ConductorManager(self.runner, self.registry)
+        # NOTE: one server per bus: agents heartbeat over their cell's.
+        self.servers = [rpc.get_server(each, rpc.CONDUCTOR_TOPIC,
+                                       self.host, [self.manager])
+                        for each in self.cells.transports()]
+        self.server = self.servers[0]
+
+    def _skip_reason(self, host: str, cell: str | None) -> str | None:
+        return (self.cells.skip_reason(host, cell)
+                or self.registry.skip_reason(host))
 
     def start(self) -> None:
         migration.check_current(self.store.url)
-        check = getattr(self.inventory, 'check', None)
-        if check:
-            check()
+        self.cells.check()
+        for dependency in (self.inventory.inner, self.runner.image_service):
+            # NOTE: Keystone, Nova or Glance unusable → one line now.
+            check = getattr(dependency, 'check', None)
+            if check:
+                check()
         self.manager.start()
-        self.server.start()
+        for server in self.servers:
+            server.start()
         LOG.info('Conductor %s started', self.host)
 
     def stop(self) -> None:
         """Stop taking requests and starting hosts; see :meth:`wait`."""
-        self.server.stop()
+        for server in self.servers:
+            server.stop()
         self.manager.stop()
 
     def wait(self) -> None:
-        self.server.wait()
+        for server in self.servers:
+            server.wait()
         self.store.close()

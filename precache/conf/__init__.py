@@ -9,15 +9,23 @@ from oslo_config import cfg
 from precache.conf import (
     agent,
     api,
+    cells,
+    ceph,
     conductor,
     database,
     default,
+    glance,
     image_service,
     inventory,
+    nova,
+    rbd_store,
+    registry,
+    service_user,
 )
 
 CONF = cfg.CONF
 
-for _module in (default, agent, api, conductor, database, image_service,
-                inventory):
+for _module in (default, agent, api, ceph, cells, conductor, database,
+                glance, image_service, inventory, nova, rbd_store, registry,
+                service_user):
     _module.register_opts(CONF)

@@ -29,9 +29,31 @@ opts: list[cfg.Opt] = [
     cfg.ListOpt('enabled_backends',
                 default=['file'],
                 help='Backends tried in this order for each image; the '
-                     'first one that can serve an image fetches it. '
-                     'Available: file (local paths and file:// '
-                     'locations).'),
+                     'first one that can serve an image fetches it, and '
+                     'the next is tried when it fails. Available: file '
+                     '(local paths and file:// locations), rbd-clone '
+                     '(copy-on-write clone, store rbd only, same cluster), '
+                     'rbd-export (verified sparse export from any cluster '
+                     'of [ceph] clusters). Cheapest first, e.g. '
+                     '"rbd-clone, rbd-export".'),
+    cfg.StrOpt('store',
+               default='file',
+               choices=[('file', 'files in <instances_path>/_base, for '
+                                 'images_type = raw, qcow2 or flat'),
+                        ('rbd', 'RBD images in a pool, for images_type = '
+                                'rbd; see [rbd_store]')],
+               help='Where this host\'s image cache lives: Nova\'s '
+                    '[libvirt] images_type decides. On an RBD-backed '
+                    'compute a _base file would turn copy-on-write clones '
+                    'into full imports, so use rbd there.'),
+    cfg.BoolOpt('force_raw_images',
+                default=True,
+                help='Nova\'s [DEFAULT] force_raw_images: the file store '
+                     'keeps images as raw files. An image in another '
+                     'format (e.g. qcow2) fetched by rbd-export is verified '
+                     'as Glance holds it, then converted with qemu-img into '
+                     'the raw file; it needs twice its size in free space '
+                     'while it is converted.'),
     cfg.IntOpt('max_concurrent_images',
                default=2, min=1, max=64,
                help='Images of one request processed at the same time on '

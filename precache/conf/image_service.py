@@ -8,14 +8,17 @@ group = cfg.OptGroup(
 opts: list[cfg.Opt] = [
     cfg.StrOpt('driver',
                default='local',
-               choices=[('local', 'a catalog file of local images')],
+               choices=[('local', 'a catalog file of local images'),
+                        ('glance', 'Glance v2, see [glance]')],
                help='Image service driver.'),
     cfg.StrOpt('local_catalog',
                default='/var/lib/precache/images/catalog.json',
                help='Catalog of the local image service: a JSON list of '
                     'images with Glance\'s fields (id, name, status, size, '
                     'disk_format, checksum, os_hash_algo, os_hash_value, '
-                    'locations). Locations are file:// URLs or paths.'),
+                    'locations, direct_url). Locations are file:// URLs, '
+                    'paths (relative to the catalog\'s folder) or rbd:// '
+                    'URLs.'),
 ]
 
 

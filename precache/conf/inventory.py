@@ -8,7 +8,9 @@ group = cfg.OptGroup(
 opts: list[cfg.Opt] = [
     cfg.StrOpt('driver',
                default='static',
-               choices=[('static', 'a YAML or JSON file, see static_file')],
+               choices=[('static', 'a YAML or JSON file, see static_file'),
+                        ('nova', 'Nova\'s os-aggregates, see [nova]; cells '
+                         'come from the agent registry')],
                help='Inventory driver.'),
     cfg.StrOpt('static_file',
                default='/etc/precache/inventory.yaml',

@@ -5,11 +5,18 @@ from oslo_config import cfg
 from precache.conf import (
     agent,
     api,
+    cells,
+    ceph,
     conductor,
     database,
     default,
+    glance,
     image_service,
     inventory,
+    nova,
+    rbd_store,
+    registry,
+    service_user,
 )
 
 # NOTE: in ABC order by group, DEFAULT first, as the sample file shows them.
@@ -17,10 +24,17 @@ _opts: list[tuple[str, list[cfg.Opt]]] = [
     ('DEFAULT', default.list_opts()),
     ('agent', agent.list_opts()),
     ('api', api.list_opts()),
+    ('cells', cells.list_opts()),
+    ('ceph', ceph.list_opts()),
     ('conductor', conductor.list_opts()),
     ('database', database.list_opts()),
+    ('glance', glance.list_opts()),
     ('image_service', image_service.list_opts()),
     ('inventory', inventory.list_opts()),
+    ('nova', nova.list_opts()),
+    ('rbd_store', rbd_store.list_opts()),
+    ('registry', registry.list_opts()),
+    ('service_user', service_user.list_opts()),
 ]
 
 

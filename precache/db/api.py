@@ -101,8 +101,9 @@ class JobStore:
                 for host, cell in hosts for image in images)
         return self.get_job(job_id)
 
-    def _job_row(self, session: orm.Session, job_id: str) -> models.Job:
-        row = session.get(models.Job, job_id)
+    def _job_row(self, session: orm.Session, job_id: str,
+                 lock: bool = False) -> models.Job:
+        row = session.get(models.Job, job_id, with_for_update=lock)
         if row is None:
             raise exception.JobNotFound(job=job_id)
         return row
@@ -189,10 +190,19 @@ class JobStore:
             results=results if with_results else None)
 
     def set_job_state(self, job_id: str, state: objects.JobState,
-                      reason: str | None = None) -> None:
+                      reason: str | None = None,
+                      only_from: Iterable[objects.JobState] | None = None
+                      ) -> bool:
+        """Move a job to ``state``; with ``only_from``, only from those.
+
+        :returns: whether the job moved (a cancel may have won the race).
+        """
         now = objects.utcnow()
         with self._session() as session:
-            row = self._job_row(session, job_id)
+            row = self._job_row(session, job_id, lock=True)
+            if only_from is not None and \
+                    objects.JobState(row.state) not in set(only_from):
+                return False
             row.state = state.value
             if reason is not None:
                 row.reason = reason
@@ -200,6 +210,44 @@ class JobStore:
                 row.started_at = now
             if state.is_final:
                 row.finished_at = now
+            return True
+
+    def cancel_job(self, job_id: str, reason: str) -> objects.Job:
+        """Skip every host not started yet, in one transaction.
+
+        The rows are the truth a runner checks before it starts a host
+        (:meth:`claim_host`), so this works whichever conductor runs the
+        job, or none. With no host in flight the job is ``cancelled`` at
+        once; otherwise it keeps running with ``reason`` set until its
+        runner records the last host and finishes it as cancelled.
+
+        :raises: JobNotFound; Conflict when the job is already final.
+        """
+        now = objects.utcnow()
+        with self._session() as session:
+            row = self._job_row(session, job_id, lock=True)
+            state = objects.JobState(row.state)
+            if state.is_final:
+                raise exception.Conflict(
+                    reason='job %s is already %s' % (job_id, state.value))
+            session.execute(
+                sa.update(models.HostResult)
+                .where(models.HostResult.job_id == job_id,
+                       models.HostResult.state ==
+                       objects.HostImageState.PENDING.value)
+                .values(state=objects.HostImageState.SKIPPED.value,
+                        reason='cancelled', started_at=now,
+                        finished_at=now))
+            in_flight = session.scalar(
+                sa.select(sa.func.count()).select_from(models.HostResult)
+                .where(models.HostResult.job_id == job_id,
+                       models.HostResult.state ==
+                       objects.HostImageState.RUNNING.value))
+            row.reason = reason
+            if state is objects.JobState.PENDING or not in_flight:
+                row.state = objects.JobState.CANCELLED.value
+                row.finished_at = now
+        return self.get_job(job_id, with_results=False)
 
     def unfinished_jobs(self, conductor: str) -> list[str]:
         """Ids of this conductor's jobs that never reached a final state."""
@@ -247,3 +295,53 @@ class JobStore:
                     models.HostResult.state == only_from.value)
             result: sa.CursorResult = session.execute(query)  # type: ignore
             return result.rowcount
+
+    def claim_host(self, job_id: str, host: str) -> bool:
+        """Mark a host's rows running unless a cancel skipped them first.
+
+        Rows left ``running`` by a conductor that died are claimed again
+        when the job resumes.
+        """
+        with self._session() as session:
+            result: sa.CursorResult = session.execute(  # type: ignore
+                sa.update(models.HostResult)
+                .where(models.HostResult.job_id == job_id,
+                       models.HostResult.host == host,
+                       models.HostResult.state.in_(
+                           [objects.HostImageState.PENDING.value,
+                            objects.HostImageState.RUNNING.value]))
+                .values(state=objects.HostImageState.RUNNING.value,
+                        reason=None))
+            return result.rowcount > 0
+
+    def resident_images(self, hosts: list[str]
+                        ) -> list[tuple[str, objects.HostImageResult]]:
+        """(job id, result) of every image resident on ``hosts``.
+
+        Resident = the latest attempt on that (host, image) ended cached
+        or existing. ``skipped`` rows are no attempt (the agent was down or
+        the job cancelled), so they neither prove nor disprove residency.
+        """
+        if not hosts:
+            return []
+        table = models.HostResult
+        attempted = [objects.HostImageState.CACHED.value,
+                     objects.HostImageState.EXISTING.value,
+                     objects.HostImageState.ERROR.value,
+                     objects.HostImageState.UNSUPPORTED.value]
+        ranked = (
+            sa.select(table.id, table.job_id, table.state,
+                      sa.func.row_number().over(
+                          partition_by=(table.host, table.image_id),
+                          order_by=(table.finished_at.desc(),
+                                    table.id.desc())).label('rank'))
+            .where(table.host.in_(hosts), table.state.in_(attempted))
+            .subquery())
+        with self._session() as session:
+            rows = session.execute(
+                sa.select(table, ranked.c.job_id)
+                .join(ranked, ranked.c.id == table.id)
+                .where(ranked.c.rank == 1,
+                       ranked.c.state.in_(attempted[:2]))
+                .order_by(table.host, table.image_id)).all()
+            return [(job_id, _to_result(row)) for row, job_id in rows]

@@ -81,3 +81,26 @@ class HostResult(Base):
                             name='uq_host_results_job_host_image'),
         sa.Index('ix_host_results_host_image', 'host', 'image_id'),
     )
+
+
+class Agent(Base):
+    """The latest heartbeat of one host's agent (the agent registry)."""
+
+    __tablename__ = 'agents'
+
+    host: orm.Mapped[str] = orm.mapped_column(sa.String(255),
+                                              primary_key=True)
+    cell: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    version: orm.Mapped[str | None] = orm.mapped_column(sa.String(64))
+    rpc_version: orm.Mapped[str | None] = orm.mapped_column(sa.String(16))
+    backends: orm.Mapped[list] = orm.mapped_column(sa.JSON)
+    stores: orm.Mapped[list] = orm.mapped_column(sa.JSON)
+    free_bytes: orm.Mapped[int | None] = orm.mapped_column(sa.BigInteger)
+    cache_bytes: orm.Mapped[int | None] = orm.mapped_column(sa.BigInteger)
+    cache_images: orm.Mapped[int | None] = orm.mapped_column(sa.Integer)
+    first_seen: orm.Mapped[datetime.datetime] = orm.mapped_column(
+        UTCDateTime)
+    last_seen: orm.Mapped[datetime.datetime] = orm.mapped_column(
+        UTCDateTime)
+
+    __table_args__ = (sa.Index('ix_agents_cell', 'cell'),)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from typing import Any
 
 from precache import objects
 
@@ -14,6 +15,14 @@ class Backend(abc.ABC):
     name: str
     #: Recorded in the result of every image this backend fetched.
     method: objects.Method
+    #: The kinds of cache store (``store.kind``) it can fill. For ``file``
+    #: the target of :meth:`fetch` is a temporary file's path; for other
+    #: kinds it is what the store's ``temp_path()`` returns.
+    store_kinds: tuple[str, ...] = ('file',)
+
+    def bind(self, store: Any) -> None:  # noqa: B027 - optional hook
+        """Called once with the store this backend will fill (before any
+        other call); backends that depend on the store keep it."""
 
     @abc.abstractmethod
     def unsupported_reason(self, image: objects.ImageSpec) -> str | None:

@@ -1,0 +1,116 @@
+"""The agent's heartbeat to the conductor's registry.
+
+A cast every ``[registry] heartbeat_interval`` seconds, shortened by a
+random jitter, with the host's report: cell, version, RPC version,
+backends, stores, free bytes in the cache store and the cache's usage.
+Casts never wait for a conductor, so a conductor restart costs nothing
+but missed beats; the conductor marks an agent down after
+``agent_down_time`` of silence.
+
+The agent must not import the conductor package (import contract), so
+the one method it sends has its own tiny client here, versioned against
+the conductor API history in precache/conductor/rpcapi.py (1.2).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+from typing import Any
+
+import oslo_messaging as messaging
+
+from precache import rpc, version
+from precache.conf import CONF
+
+LOG = logging.getLogger(__name__)
+
+#: Conductor RPC version that added agent_heartbeat.
+HEARTBEAT_VERSION = '1.2'
+
+
+class RegistryAPI:
+    """Casts ``agent_heartbeat`` to the conductor topic (any conductor)."""
+
+    def __init__(self, transport: messaging.Transport) -> None:
+        self.client = rpc.get_client(transport, rpc.CONDUCTOR_TOPIC,
+                                     HEARTBEAT_VERSION)
+
+    def heartbeat(self, ctxt: dict[str, Any], report: dict[str, Any]
+                  ) -> None:
+        self.client.prepare(version=HEARTBEAT_VERSION, retry=0).cast(
+            ctxt, 'agent_heartbeat', report=report)
+
+
+def cache_usage(store: Any) -> tuple[int | None, int | None]:
+    """(bytes allocated, images) of a store; (None, None) if unknown.
+
+    A store may report its own (``usage()``, e.g. an RBD pool);
+    otherwise the files of its ``base_dir`` are counted.
+    """
+    usage = getattr(store, 'usage', None)
+    if callable(usage):
+        return usage()
+    base_dir = getattr(store, 'base_dir', None)
+    if not base_dir:
+        return None, None
+    total = count = 0
+    try:
+        with os.scandir(base_dir) as entries:
+            for entry in entries:
+                if entry.is_file(follow_symlinks=False):
+                    total += entry.stat().st_blocks * 512
+                    count += 1
+    except OSError:
+        return None, None
+    return total, count
+
+
+class Heartbeater:
+    """A thread casting the report of one agent until stopped."""
+
+    def __init__(self, transport: messaging.Transport, host: str,
+                 cell: str | None, rpc_version: str, backends: list[str],
+                 store: Any) -> None:
+        self.api = RegistryAPI(transport)
+        self.host, self.cell, self.rpc_version = host, cell, rpc_version
+        self.backends, self.store = backends, store
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def report(self) -> dict[str, Any]:
+        description = dict(self.store.describe())
+        used, images = cache_usage(self.store)
+        return {'host': self.host, 'cell': self.cell,
+                'version': version.version_string,
+                'rpc_version': self.rpc_version,
+                'backends': list(self.backends), 'stores': [description],
+                'free_bytes': description.get('free_bytes'),
+                'cache_bytes': used, 'cache_images': images}
+
+    def beat(self) -> None:
+        """Send one heartbeat now; failures are logged, never raised."""
+        try:
+            self.api.heartbeat(rpc.request_context(), self.report())
+        except Exception as exc:  # noqa: BLE001 - next beat retries
+            LOG.warning('Agent %(host)s: heartbeat failed: %(err)s',
+                        {'host': self.host, 'err': exc})
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.beat()
+            interval = CONF.registry.heartbeat_interval
+            jitter = random.uniform(0, CONF.registry.heartbeat_jitter)  # noqa: S311
+            self._stop.wait(interval * (1 - jitter))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._run, name='heartbeat-%s' % self.host, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)

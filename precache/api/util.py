@@ -1,0 +1,105 @@
+"""What handlers share: the request, its caller, JSON in and out."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import webob
+import webob.exc
+from oslo_context import context as oslo_context
+from oslo_utils import uuidutils
+
+from precache import rpc
+from precache.api import microversion, policy
+from precache.conductor.rpcapi import ConductorAPI
+from precache.conf import CONF
+
+CONTEXT_KEY = 'precache.context'
+CONDUCTOR_KEY = 'precache.conductor'
+
+
+class Request(webob.Request):
+    """A webob request that knows its caller and its conductor."""
+
+    @property
+    def context(self) -> oslo_context.RequestContext:
+        return self.environ[CONTEXT_KEY]
+
+    @property
+    def conductor(self) -> ConductorAPI:
+        return self.environ[CONDUCTOR_KEY]()
+
+    @property
+    def credentials(self) -> dict[str, Any]:
+        return dict(self.context.to_policy_values())
+
+    def authorize(self, rule: str) -> None:
+        policy.authorize(self.credentials, rule)
+
+    def rpc_context(self) -> dict[str, Any]:
+        """Ids for the logs on both sides of the bus; never the token."""
+        ctxt = self.context
+        return rpc.request_context(
+            request_id=ctxt.request_id,
+            global_request_id=ctxt.global_request_id,
+            user_id=ctxt.user_id, project_id=ctxt.project_id)
+
+    @property
+    def prefix(self) -> str:
+        """``/v2.1`` when the request came in under it, else empty."""
+        path = self.path_info
+        return '/v2.1' if path == '/v2.1' or path.startswith('/v2.1/') \
+            else ''
+
+    @property
+    def base_url(self) -> str:
+        """Where clients reach us: [api] public_endpoint or the request."""
+        configured = CONF.api.public_endpoint
+        return (configured or self.application_url).rstrip('/')
+
+    def url(self, path: str) -> str:
+        return self.base_url + self.prefix + path
+
+    @property
+    def api_version(self) -> microversion.Version:
+        return self.environ.get(microversion.ENVIRON_KEY,
+                                microversion.MAX_VERSION)
+
+
+def json_body(req: Request) -> Any:
+    """The parsed JSON body; 400 when absent or malformed, 415 not JSON."""
+    content_type = req.content_type
+    if content_type and content_type != 'application/json' and \
+            not content_type.endswith('+json'):
+        raise webob.exc.HTTPUnsupportedMediaType(
+            detail='Content type %s is not supported; send '
+                   'application/json.' % content_type[:60])
+    raw = req.body
+    if not raw.strip():
+        raise webob.exc.HTTPBadRequest(detail='The request body is empty; '
+                                              'a JSON object is expected.')
+    try:
+        return json.loads(raw.decode('utf-8'))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise webob.exc.HTTPBadRequest(
+            detail='Malformed request body: %s' % exc) from None
+
+
+def json_response(body: Any, status: int = 200,
+                  headers: dict[str, str] | None = None) -> webob.Response:
+    resp = webob.Response(status=status, charset='UTF-8',
+                          content_type='application/json')
+    resp.text = json.dumps(body, sort_keys=True)
+    for name, value in (headers or {}).items():
+        resp.headers[name] = value
+    return resp
+
+
+def canonical_uuid(value: str, what: str) -> str:
+    """Lower-case dashed form of a UUID; 400 naming ``what`` otherwise."""
+    if not uuidutils.is_uuid_like(value):
+        raise webob.exc.HTTPBadRequest(
+            detail='%s %r is not a UUID.' % (what, value[:80]))
+    return str(uuid.UUID(value))

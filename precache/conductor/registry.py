@@ -1,0 +1,116 @@
+"""The agent registry: which agents are alive, where, and what they can do.
+
+Agents cast a heartbeat every ``[registry] heartbeat_interval`` seconds
+(precache.agent.heartbeat); the conductor keeps each one's latest report
+in the job store. Before a host is called, :meth:`Registry.skip_reason`
+says whether to skip it: silent for longer than ``agent_down_time`` →
+``agent down``; an RPC version too old for the calls the conductor makes
+→ ``agent too old``. A host that never reported is called all the same
+(its ping decides): a registry that is still filling up after an upgrade
+must not stop every job.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from precache import objects
+from precache.conductor.inventory import Aggregate, Inventory
+from precache.conf import CONF
+from precache.db.registry import AgentRecord, RegistryStore
+
+LOG = logging.getLogger(__name__)
+
+#: The agent RPC version the conductor sends cache_images at.
+REQUIRED_AGENT_RPC_VERSION = '1.0'
+
+
+def _compatible(have: str | None, need: str) -> bool:
+    """oslo.messaging's rule: same major, at least the minor needed."""
+    try:
+        have_major, have_minor = (int(p) for p in (have or '').split('.'))
+        need_major, need_minor = (int(p) for p in need.split('.'))
+    except ValueError:
+        return False
+    return have_major == need_major and have_minor >= need_minor
+
+
+class Registry:
+    def __init__(self, store: RegistryStore) -> None:
+        self.store = store
+
+    def heartbeat(self, report: dict[str, Any]) -> None:
+        """Record an agent's report (the body of its heartbeat cast)."""
+        record = AgentRecord.from_dict(
+            {k: v for k, v in report.items()
+             if k not in ('first_seen', 'last_seen')})
+        known = self.store.get(record.host)
+        self.store.heartbeat(record)
+        if known is None or self._is_down(known):
+            LOG.info('Agent %(host)s (cell %(cell)s, version %(v)s, '
+                     'backends %(b)s) is up', {
+                         'host': record.host, 'cell': record.cell,
+                         'v': record.version,
+                         'b': ', '.join(record.backends)})
+
+    @staticmethod
+    def _silence(record: AgentRecord) -> float:
+        if record.last_seen is None:
+            return float('inf')
+        return (objects.utcnow() - record.last_seen).total_seconds()
+
+    def _is_down(self, record: AgentRecord) -> bool:
+        return self._silence(record) > CONF.registry.agent_down_time
+
+    def skip_reason(self, host: str,
+                    record: AgentRecord | None = None) -> str | None:
+        """Why not to call ``host`` now, or None to go ahead."""
+        record = record or self.store.get(host)
+        if record is None:
+            return None
+        if self._is_down(record):
+            return ('agent down (no heartbeat for %ds, agent_down_time '
+                    '%ds)' % (self._silence(record),
+                              CONF.registry.agent_down_time))
+        if not _compatible(record.rpc_version, REQUIRED_AGENT_RPC_VERSION):
+            return ('agent too old (RPC version %s, needs %s)'
+                    % (record.rpc_version, REQUIRED_AGENT_RPC_VERSION))
+        return None
+
+    def cell_of(self, host: str) -> str | None:
+        record = self.store.get(host)
+        return record.cell if record else None
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every agent with its state (up, down, too old), for operators."""
+        agents = []
+        for record in self.store.list():
+            why = self.skip_reason(record.host, record)
+            state = 'up' if why is None else why.split(' (')[0].replace(
+                'agent ', '')
+            agents.append({**record.to_dict(), 'state': state,
+                           'silence': round(self._silence(record), 1)})
+        return agents
+
+
+class RegistryInventory(Inventory):
+    """An inventory whose hosts take their cell from the registry.
+
+    The inventory's own answer wins (a static file may say); Nova's
+    API knows no cells, so with it the agents' reports decide.
+    """
+
+    def __init__(self, inner: Inventory, registry: Registry) -> None:
+        self.inner = inner
+        self.registry = registry
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)  # check() and friends
+
+    def get_aggregate(self, ref: str) -> Aggregate:
+        return self.inner.get_aggregate(ref)
+
+    def cell_of(self, host: str) -> str | None:
+        return self.inner.cell_of(host) or self.registry.cell_of(host)
+

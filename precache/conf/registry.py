@@ -1,0 +1,40 @@
+from oslo_config import cfg
+
+group = cfg.OptGroup(
+    'registry', title='Agent registry',
+    help='Agents heartbeat the conductor (host, cell, version, backends, '
+         'stores, free and used cache space); the conductor keeps the '
+         'latest report of each in the job store and skips agents that '
+         'went silent or are too old. Agent and conductor both read '
+         'this group.')
+
+opts: list[cfg.Opt] = [
+    cfg.IntOpt('heartbeat_interval',
+               default=20, min=1, max=3600,
+               help='Agent side: seconds between two heartbeats. Shorter '
+                    'notices a dead agent sooner (see agent_down_time) at '
+                    'the cost of one message per agent per interval on the '
+                    'bus and one row update in the job store.'),
+    cfg.FloatOpt('heartbeat_jitter',
+                 default=0.3, min=0.0, max=0.9,
+                 help='Agent side: each interval is shortened by a random '
+                      'fraction up to this, so thousands of agents started '
+                      'together do not heartbeat in lockstep.'),
+    cfg.IntOpt('agent_down_time',
+               default=60, min=2,
+               help='Conductor side: seconds without a heartbeat after '
+                    'which an agent is down; its hosts are recorded as '
+                    '"skipped (agent down)" without being called. Keep it '
+                    'at least twice heartbeat_interval, or a single lost '
+                    'heartbeat marks a live agent down (Nova: '
+                    'service_down_time).'),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_group(group)
+    conf.register_opts(opts, group=group)
+
+
+def list_opts() -> list[cfg.Opt]:
+    return opts

@@ -1,0 +1,103 @@
+"""The agent registry's table: one row per host, its latest heartbeat.
+
+A separate store class over the job store's engine, so the registry and
+the jobs share one database (and one migration history) but not code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import orm
+
+from precache import objects
+from precache.db import models
+
+
+@dataclasses.dataclass
+class AgentRecord:
+    """What an agent last reported, and when."""
+
+    host: str
+    cell: str | None = None
+    version: str | None = None
+    rpc_version: str | None = None
+    backends: list[str] = dataclasses.field(default_factory=list)
+    stores: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    free_bytes: int | None = None
+    cache_bytes: int | None = None
+    cache_images: int | None = None
+    first_seen: datetime.datetime | None = None
+    last_seen: datetime.datetime | None = None
+
+    FIELDS = ('cell', 'version', 'rpc_version', 'backends', 'stores',
+              'free_bytes', 'cache_bytes', 'cache_images')
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        for key in ('first_seen', 'last_seen'):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AgentRecord:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ('first_seen', 'last_seen'):
+            if isinstance(values.get(key), str):
+                values[key] = datetime.datetime.fromisoformat(values[key])
+        return cls(**values)
+
+
+def _record(row: models.Agent) -> AgentRecord:
+    return AgentRecord(
+        host=row.host, cell=row.cell, version=row.version,
+        rpc_version=row.rpc_version, backends=list(row.backends or []),
+        stores=list(row.stores or []), free_bytes=row.free_bytes,
+        cache_bytes=row.cache_bytes, cache_images=row.cache_images,
+        first_seen=row.first_seen, last_seen=row.last_seen)
+
+
+class RegistryStore:
+    """Reads and writes ``agents`` rows; one short transaction each."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._sessions = orm.sessionmaker(engine, expire_on_commit=False)
+
+    def heartbeat(self, record: AgentRecord,
+                  now: datetime.datetime | None = None) -> None:
+        """Insert or update the host's row with ``record``, seen ``now``."""
+        now = now or objects.utcnow()
+        with self._sessions.begin() as session:
+            row = session.get(models.Agent, record.host,
+                              with_for_update=True)
+            if row is None:
+                row = models.Agent(host=record.host, first_seen=now)
+                session.add(row)
+            for key in AgentRecord.FIELDS:
+                setattr(row, key, getattr(record, key))
+            row.last_seen = now
+
+    def get(self, host: str) -> AgentRecord | None:
+        with self._sessions.begin() as session:
+            row = session.get(models.Agent, host)
+            return _record(row) if row is not None else None
+
+    def get_many(self, hosts: list[str]) -> dict[str, AgentRecord]:
+        if not hosts:
+            return {}
+        with self._sessions.begin() as session:
+            rows = session.scalars(sa.select(models.Agent).where(
+                models.Agent.host.in_(hosts)))
+            return {row.host: _record(row) for row in rows}
+
+    def list(self, cell: str | None = None) -> list[AgentRecord]:
+        query = sa.select(models.Agent).order_by(models.Agent.cell,
+                                                 models.Agent.host)
+        if cell is not None:
+            query = query.where(models.Agent.cell == cell)
+        with self._sessions.begin() as session:
+            return [_record(row) for row in session.scalars(query)]

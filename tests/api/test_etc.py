@@ -1,0 +1,49 @@
+"""Generated files for the API are current: policy sample, config sample."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from precache.api import policy
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+ETC = os.path.join(ROOT, 'etc', 'precache')
+
+
+def test_policy_sample_is_current(tmp_path):
+    generated = tmp_path / 'policy.yaml.sample'
+    subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable),
+                      'oslopolicy-sample-generator'),
+         '--config-file',
+         os.path.join(ETC, 'precache-policy-generator.conf'),
+         '--output-file', str(generated)], check=True, cwd=ROOT)
+    with open(os.path.join(ETC, 'policy.yaml.sample')) as committed:
+        assert generated.read_text() == committed.read(), (
+            'etc/precache/policy.yaml.sample is stale: run '
+            'oslopolicy-sample-generator --config-file '
+            'etc/precache/precache-policy-generator.conf')
+    text = generated.read_text()
+    for rule in policy.list_rules():
+        assert '"%s"' % rule.name in text
+
+
+def test_policy_defaults():
+    rules = {rule.name: rule.check_str for rule in policy.list_rules()}
+    assert rules[policy.IMAGES_CREATE] == 'rule:context_is_admin'
+    assert rules[policy.JOBS_CANCEL] == 'rule:context_is_admin'
+    for name in (policy.JOBS_LIST, policy.JOBS_SHOW, policy.IMAGES_LIST):
+        assert rules[name] == 'rule:admin_or_reader'
+
+
+def test_config_sample_documents_api_and_auth():
+    with open(os.path.join(ETC, 'precache.conf.sample')) as sample:
+        text = sample.read()
+    for section in ('[api]', '[keystone_authtoken]', '[oslo_policy]',
+                    '[oslo_middleware]'):
+        assert section in text
+    assert '#auth_strategy = keystone' in text
+    assert '#max_request_body_size = 114688' in text

@@ -1,0 +1,119 @@
+"""A small HTTP proxy that misbehaves on demand, in front of a real server.
+
+It cuts a response after some bytes (a broken download), answers 503
+(a struggling service) or refuses ``Range`` with 400 (what Glance's RBD
+store does), and records every request line and its Range header. One
+request per connection (it forces ``Connection: close``), which keeps the
+relay trivial.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+
+class FlakyProxy:
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.cut_after: int | None = None  # response bytes, then cut
+        self.cuts_left = 0                  # responses still to cut
+        self.fail_5xx = 0                   # requests still to answer 503
+        self.refuse_range = False
+        self.requests: list[tuple[str, str | None]] = []
+        self._lock = threading.Lock()
+        self._sock = socket.socket()
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(('127.0.0.1', 0))
+        self._sock.listen(64)
+        self.port = self._sock.getsockname()[1]
+        self.url = 'http://127.0.0.1:%d' % self.port
+        self._stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopped = True
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+    def _accept(self) -> None:
+        while not self._stopped:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,),
+                             daemon=True).start()
+
+    @staticmethod
+    def _read_head(sock: socket.socket) -> tuple[bytes, bytes]:
+        data = b''
+        while b'\r\n\r\n' not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, rest = data.partition(b'\r\n\r\n')
+        return head, rest
+
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            head, body = self._read_head(client)
+            if not head:
+                return
+            lines = head.decode('latin-1').split('\r\n')
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(':')
+                headers[name.strip().lower()] = value.strip()
+            length = int(headers.get('content-length') or 0)
+            while len(body) < length:
+                chunk = client.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+            with self._lock:
+                self.requests.append((lines[0], headers.get('range')))
+                if self.fail_5xx:
+                    self.fail_5xx -= 1
+                    client.sendall(b'HTTP/1.1 503 Service Unavailable\r\n'
+                                   b'Content-Length: 0\r\n'
+                                   b'Connection: close\r\n\r\n')
+                    return
+                if self.refuse_range and 'range' in headers:
+                    message = b'400 Bad Request: Range not supported'
+                    client.sendall(b'HTTP/1.1 400 Bad Request\r\n'
+                                   b'Content-Length: %d\r\n'
+                                   b'Connection: close\r\n\r\n%s'
+                                   % (len(message), message))
+                    return
+                cut = None
+                if self.cuts_left and self.cut_after is not None:
+                    self.cuts_left -= 1
+                    cut = self.cut_after
+            kept = [line for line in lines[1:]
+                    if not line.lower().startswith('connection:')]
+            request = '\r\n'.join([lines[0], *kept, 'Connection: close',
+                                   '', '']).encode('latin-1') + body
+            self._relay(client, request, cut)
+
+    def _relay(self, client: socket.socket, request: bytes,
+               cut: int | None) -> None:
+        with socket.create_connection(('127.0.0.1', self.upstream_port)
+                                      ) as upstream:
+            upstream.sendall(request)
+            sent = 0
+            while True:
+                chunk = upstream.recv(65536)
+                if not chunk:
+                    return
+                if cut is not None and sent + len(chunk) >= cut:
+                    client.sendall(chunk[:cut - sent])
+                    # NOTE: a reset, not a clean close, like a dying
+                    # server or a dropped link.
+                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                      b'\x01\x00\x00\x00\x00\x00\x00\x00')
+                    return
+                client.sendall(chunk)
+                sent += len(chunk)

@@ -33,9 +33,7 @@ class ImageCache:
         self.store = store
         self.backends = backends
         for backend in backends:
-            bind = getattr(backend, 'bind', None)
-            if bind is not None:
-                bind(store)
+            backend.bind(store)
 
     def start(self) -> None:
         self.store.prepare()
@@ -88,8 +86,7 @@ class ImageCache:
             return
         reasons, attempted = [], False
         for backend in self.backends:
-            kinds = getattr(backend, 'store_kinds', ('file',))
-            if self.store.kind not in kinds:
+            if self.store.kind not in backend.store_kinds:
                 reasons.append('%s: cannot fill a %s store' % (
                     backend.name, self.store.kind))
                 continue

@@ -112,6 +112,11 @@ class JobStore:
                 with_results: bool = True) -> objects.Job:
         with self._session() as session:
             row = self._job_row(session, job_id)
+            if not with_results:
+                # NOTE: status polls (CLI, API) only need the counts; one
+                # GROUP BY instead of loading every (host, image) row.
+                counted = self._counts(session, [job_id]).get(job_id)
+                return self._to_job(row, None, False, counted)
             results = [_to_result(r) for r in session.scalars(
                 sa.select(models.HostResult)
                 .where(models.HostResult.job_id == job_id)

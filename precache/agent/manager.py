@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 from typing import Any
 
@@ -9,8 +10,22 @@ import oslo_messaging as messaging
 
 from precache import objects, version
 from precache.agent.cache import ImageCache
+from precache.conf import CONF
 
 LOG = logging.getLogger(__name__)
+
+
+def _seconds_late(abandoned_after: str | None) -> float:
+    """How long ago the conductor stopped waiting (older conductors: 0)."""
+    if not abandoned_after:
+        return 0.0
+    try:
+        when = datetime.datetime.fromisoformat(abandoned_after)
+    except ValueError:
+        return 0.0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return (objects.utcnow() - when).total_seconds()
 
 
 class AgentManager:
@@ -47,5 +62,17 @@ class AgentManager:
                  {'req': ctxt.get('request_id'), 'count': len(images),
                   'job': ctxt.get('job_id')})
         specs = [objects.ImageSpec.from_dict(image) for image in images]
+        late = _seconds_late(ctxt.get('abandoned_after'))
+        if late > CONF.agent.clock_skew_allowance:
+            LOG.warning('[req %(req)s] Dropping cache_images of job %(job)s:'
+                        ' it waited in the queue %(late)ds beyond the time '
+                        'the conductor stopped waiting for it',
+                        {'req': ctxt.get('request_id'),
+                         'job': ctxt.get('job_id'), 'late': late})
+            return [objects.HostImageResult(
+                host=self.host, image_id=spec.id,
+                state=objects.HostImageState.SKIPPED,
+                reason='request expired in the agent queue').to_dict()
+                for spec in specs]
         results = self.cache.ensure_all(specs, ctxt.get('request_id'))
         return [result.to_dict() for result in results]

@@ -15,14 +15,15 @@ from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
-import oslo_messaging as messaging
 from oslo_utils import uuidutils
 
-from precache import exception, objects, rpc
+from precache import exception, objects
 from precache.agent.rpcapi import AgentAPI
 from precache.clients.images import ImageService
-from precache.conductor import fanout
+from precache.conductor import fanout, hostcall
+from precache.conductor.hostcall import HostCaller
 from precache.conductor.inventory import Inventory
+from precache.conductor.registry import AgentStatus
 from precache.conf import CONF
 from precache.db.api import JobStore
 
@@ -30,8 +31,20 @@ LOG = logging.getLogger(__name__)
 
 State = objects.HostImageState
 
-#: Job options a request may carry; each may only lower the configured one.
-OPTIONS = {'max_concurrent_hosts', 'max_concurrent_hosts_per_cell'}
+def _limit(name: str, value: Any) -> int:
+    """A concurrency limit: it may only lower the configured one."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise exception.InvalidOption(option=name,
+                                      reason='must be an integer >= 1')
+    return value
+
+
+#: Job options a request may carry: name → check(name, value) that returns
+#: the value to record or raises InvalidOption.
+OPTIONS: dict[str, Callable[[str, Any], Any]] = {
+    'max_concurrent_hosts': _limit,
+    'max_concurrent_hosts_per_cell': _limit,
+}
 
 #: The reason of a cancelled job. While hosts in flight finish, a job that
 #: is still ``running`` carries it too: that is how its runner, in whichever
@@ -40,24 +53,13 @@ CANCEL_REASON = 'cancelled by request'
 
 
 def validate_options(options: dict[str, Any] | None) -> dict[str, Any]:
-    options = dict(options or {})
-    for name, value in options.items():
-        if name not in OPTIONS:
+    checked = {}
+    for name, value in (options or {}).items():
+        check = OPTIONS.get(name)
+        if check is None:
             raise exception.InvalidOption(option=name, reason='unknown')
-        if isinstance(value, bool) or not isinstance(value, int) \
-                or value < 1:
-            raise exception.InvalidOption(
-                option=name, reason='must be an integer >= 1')
-    return options
-
-
-def _results(host: str, cell: str | None, images: list[objects.ImageSpec],
-             state: State, reason: str) -> list[objects.HostImageResult]:
-    now = objects.utcnow()
-    return [objects.HostImageResult(host=host, image_id=image.id, cell=cell,
-                                    state=state, reason=reason,
-                                    started_at=now, finished_at=now)
-            for image in images]
+        checked[name] = check(name, value)
+    return checked
 
 
 class JobRunner:
@@ -67,15 +69,15 @@ class JobRunner:
                  image_service: ImageService,
                  agents: Callable[[str | None], AgentAPI],
                  conductor_host: str,
-                 skip_reason: Callable[[str, str | None], str | None]
+                 agent_status: Callable[[str, str | None], AgentStatus]
                  | None = None) -> None:
-        """``skip_reason(host, cell)`` says why not to call a host (the
-        agent registry: agent down, too old, no cell), or None."""
+        """``agent_status(host, cell)`` is what the agent registry knows:
+        whether to skip a host (agent down, too old, no cell) and whether
+        it needs a ping."""
         self.store = store
         self.inventory = inventory
         self.image_service = image_service
-        self.agents = agents
-        self.skip_reason = skip_reason
+        self.caller = HostCaller(agents, agent_status)
         self.conductor_host = conductor_host
         self.limiter = fanout.Limiter()
         self._stop = threading.Event()
@@ -239,8 +241,9 @@ class JobRunner:
                 lambda host, cell: self._cache_on_host(job, images, host,
                                                        cell),
                 lambda host, cell, exc: self._record(
-                    job.id, _results(host, cell, images, State.ERROR,
-                                     'internal error: %s' % exc)),
+                    job.id, hostcall.results_for(
+                        host, cell, images, State.ERROR,
+                        'internal error: %s' % exc)),
                 self.limiter, slots, stop)
         finally:
             self._job_stops.pop(job_id, None)
@@ -286,8 +289,6 @@ class JobRunner:
     def _cache_on_host(self, job: objects.Job,
                        images: list[objects.ImageSpec], host: str,
                        cell: str | None) -> None:
-        ctxt = rpc.request_context(request_id=job.id, job_id=job.id)
-        agent = self.agents(cell)
         if not self.store.claim_host(job.id, host):
             # NOTE: a cancel skipped this host's rows before it started;
             # stop taking the job's other hosts too.
@@ -295,60 +296,5 @@ class JobRunner:
             if stop is not None:
                 stop.set()
             return
-        why = self.skip_reason(host, cell) if self.skip_reason else None
-        if why:
-            self._record(job.id, _results(host, cell, images, State.SKIPPED,
-                                          why))
-            return
-        ping_timeout = CONF.conductor.agent_ping_timeout
-        try:
-            agent.ping(ctxt, host, timeout=ping_timeout)
-        except messaging.MessagingTimeout:
-            self._record(job.id, _results(
-                host, cell, images, State.SKIPPED,
-                'agent not responding (no answer to ping within %ds)'
-                % ping_timeout))
-            return
-        except messaging.MessagingException as exc:
-            self._record(job.id, _results(
-                host, cell, images, State.SKIPPED,
-                'agent unreachable: %s' % exc))
-            return
-        self._record(job.id, self._call_cache_images(
-            ctxt, agent, job, images, host, cell))
-
-    def _call_cache_images(self, ctxt: dict[str, Any], agent: AgentAPI,
-                           job: objects.Job, images: list[objects.ImageSpec],
-                           host: str, cell: str | None
-                           ) -> list[objects.HostImageResult]:
-        timeout = CONF.conductor.host_call_timeout
-        monitor = CONF.conductor.call_monitor_timeout
-        start = time.monotonic()
-        try:
-            results = agent.cache_images(ctxt, host, images, timeout=timeout,
-                                         call_monitor_timeout=monitor)
-        except messaging.MessagingTimeout:
-            elapsed = time.monotonic() - start
-            if elapsed < timeout - 1:
-                reason = ('agent stopped responding after %.0fs (no '
-                          'heartbeat for %ds)' % (elapsed, monitor))
-            else:
-                reason = 'timed out after %ds (host_call_timeout)' % timeout
-            return _results(host, cell, images, State.ERROR, reason)
-        except messaging.RemoteError as exc:
-            return _results(host, cell, images, State.ERROR,
-                            'agent failed: %s: %s' % (exc.exc_type,
-                                                      exc.value))
-        except (messaging.MessagingException,
-                exception.PrecacheException) as exc:
-            return _results(host, cell, images, State.ERROR,
-                            getattr(exc, 'message', None) or str(exc))
-        by_image = {r.image_id: r for r in results}
-        final = []
-        for image in images:
-            result = by_image.get(image.id) or _results(
-                host, cell, [image], State.ERROR,
-                'agent returned no result for this image')[0]
-            result.host, result.cell = host, cell
-            final.append(result)
-        return final
+        self._record(job.id, self.caller.cache_images(job, images, host,
+                                                      cell))

@@ -2,16 +2,18 @@
 
 Agents cast a heartbeat every ``[registry] heartbeat_interval`` seconds
 (precache.agent.heartbeat); the conductor keeps each one's latest report
-in the job store. Before a host is called, :meth:`Registry.skip_reason`
-says whether to skip it: silent for longer than ``agent_down_time`` →
+in the job store. Before a host is called, :meth:`Registry.status` says
+whether to skip it: silent for longer than ``agent_down_time`` →
 ``agent down``; an RPC version too old for the calls the conductor makes
 → ``agent too old``. A host that never reported is called all the same
 (its ping decides): a registry that is still filling up after an upgrade
-must not stop every job.
+must not stop every job. An agent heard within one heartbeat interval
+needs no ping at all: its liveness is already known.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -34,6 +36,16 @@ def _compatible(have: str | None, need: str) -> bool:
     except ValueError:
         return False
     return have_major == need_major and have_minor >= need_minor
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentStatus:
+    """What the conductor knows of a host's agent before calling it."""
+
+    #: Why not to call the host (it ends ``skipped`` with this), or None.
+    skip_reason: str | None = None
+    #: Heard within a heartbeat interval: no ping needed before the call.
+    heard_recently: bool = False
 
 
 class Registry:
@@ -62,6 +74,18 @@ class Registry:
 
     def _is_down(self, record: AgentRecord) -> bool:
         return self._silence(record) > CONF.registry.agent_down_time
+
+    def status(self, host: str) -> AgentStatus:
+        """Whether to call ``host``, and whether its agent needs a ping."""
+        record = self.store.get(host)
+        if record is None:
+            return AgentStatus()
+        reason = self.skip_reason(host, record)
+        # NOTE: jitter only shortens intervals; a second of slack for
+        # the cast and the row update.
+        recent = CONF.registry.heartbeat_interval + 1
+        return AgentStatus(skip_reason=reason, heard_recently=(
+            reason is None and self._silence(record) <= recent))
 
     def skip_reason(self, host: str,
                     record: AgentRecord | None = None) -> str | None:

@@ -14,7 +14,11 @@ from precache.conductor.cells import CellMap
 from precache.conductor.inventory import Inventory
 from precache.conductor.jobs import JobRunner
 from precache.conductor.manager import ConductorManager
-from precache.conductor.registry import Registry, RegistryInventory
+from precache.conductor.registry import (
+    AgentStatus,
+    Registry,
+    RegistryInventory,
+)
 from precache.conf import CONF
 from precache.db import migration
 from precache.db.api import JobStore
@@ -39,7 +43,7 @@ class ConductorService:
         self.runner = JobRunner(self.store, self.inventory,
                                 image_service or images.load(),
                                 self.cells.agent_api, self.host,
-                                skip_reason=self._skip_reason)
+                                agent_status=self._agent_status)
         self.manager = ConductorManager(self.runner, self.registry)
         # NOTE: one server per bus: agents heartbeat over their cell's.
         self.servers = [rpc.get_server(each, rpc.CONDUCTOR_TOPIC,
@@ -47,9 +51,10 @@ class ConductorService:
                         for each in self.cells.transports()]
         self.server = self.servers[0]
 
-    def _skip_reason(self, host: str, cell: str | None) -> str | None:
-        return (self.cells.skip_reason(host, cell)
-                or self.registry.skip_reason(host))
+    def _agent_status(self, host: str, cell: str | None) -> AgentStatus:
+        why = self.cells.skip_reason(host, cell)
+        return AgentStatus(skip_reason=why) if why else self.registry.status(
+            host)
 
     def start(self) -> None:
         migration.check_current(self.store.url)

@@ -70,6 +70,13 @@ opts: list[cfg.Opt] = [
                default=4096, min=64, max=65536,
                help='Read and write size in KiB while streaming an image. '
                     'Memory used per image in flight is about this.'),
+    cfg.IntOpt('clock_skew_allowance',
+               default=60, min=0,
+               help='Seconds by which this host\'s clock may differ from '
+                    'the conductor\'s. A request that waited in this '
+                    'agent\'s queue (the agent was down) longer than the '
+                    'conductor waits for it, plus this, is dropped instead '
+                    'of being worked on for nobody.'),
 ]
 
 

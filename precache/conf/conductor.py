@@ -44,6 +44,15 @@ opts: list[cfg.Opt] = [
                     'before its work starts. An agent that does not answer '
                     'is recorded as skipped (agent not responding) and '
                     'holds a fan-out slot for at most this long.'),
+    cfg.BoolOpt('always_ping_agents',
+                default=False,
+                help='Ping every agent before its call. By default an '
+                     'agent whose heartbeat arrived within the last '
+                     '[registry] heartbeat_interval is called at once: '
+                     'its liveness is known, and the ping would double '
+                     'the round trips of every host (the bound of big '
+                     'fan-outs). Agents never heard of, or silent for '
+                     'longer, are always pinged first.'),
 ]
 
 

@@ -1,0 +1,129 @@
+"""One host's part of a job: decide whether to call it, call it, translate.
+
+Whatever happens — the registry says the agent is down, it does not answer
+its ping, the call times out or raises — the host ends with one final
+result per image, with a reason. Nova loses exactly these cases.
+
+The ping exists so that a long ``cache_images`` call is never queued for
+an agent that is gone (the message would wait in its queue for up to
+``host_call_timeout`` and run when the agent comes back). An agent heard
+within one heartbeat interval is known to be alive, so it gets no ping:
+that halves the round trips per host, which is what bounds a big fan-out
+(docs/performance.md). The call carries the time after which the
+conductor stops waiting, so an agent that restarts later drops it rather
+than doing work nobody waits for.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import oslo_messaging as messaging
+
+from precache import exception, objects, rpc
+from precache.agent.rpcapi import AgentAPI
+from precache.conductor.registry import AgentStatus
+from precache.conf import CONF
+
+LOG = logging.getLogger(__name__)
+
+State = objects.HostImageState
+
+
+def results_for(host: str, cell: str | None,
+                images: list[objects.ImageSpec], state: State,
+                reason: str) -> list[objects.HostImageResult]:
+    """The same final state and reason for every image of a host."""
+    now = objects.utcnow()
+    return [objects.HostImageResult(host=host, image_id=image.id, cell=cell,
+                                    state=state, reason=reason,
+                                    started_at=now, finished_at=now)
+            for image in images]
+
+
+class HostCaller:
+    """Calls agents for one conductor; see the module docstring."""
+
+    def __init__(self, agents: Callable[[str | None], AgentAPI],
+                 agent_status: Callable[[str, str | None], AgentStatus]
+                 | None = None) -> None:
+        """``agents(cell)`` is the agent client of a cell's bus;
+        ``agent_status(host, cell)`` what the registry knows."""
+        self.agents = agents
+        self.agent_status = agent_status
+
+    def cache_images(self, job: objects.Job,
+                     images: list[objects.ImageSpec], host: str,
+                     cell: str | None) -> list[objects.HostImageResult]:
+        """Make ``images`` resident on ``host``; never raises for it."""
+        status = (self.agent_status(host, cell) if self.agent_status
+                  else AgentStatus())
+        if status.skip_reason:
+            return results_for(host, cell, images, State.SKIPPED,
+                               status.skip_reason)
+        agent = self.agents(cell)
+        ctxt = rpc.request_context(request_id=job.id, job_id=job.id)
+        if not status.heard_recently or CONF.conductor.always_ping_agents:
+            why = self._ping(ctxt, agent, host)
+            if why:
+                return results_for(host, cell, images, State.SKIPPED, why)
+        return self._call(ctxt, agent, images, host, cell)
+
+    @staticmethod
+    def _ping(ctxt: dict[str, Any], agent: AgentAPI,
+              host: str) -> str | None:
+        """None when the agent answers, else why the host is skipped."""
+        timeout = CONF.conductor.agent_ping_timeout
+        try:
+            agent.ping(ctxt, host, timeout=timeout)
+        except messaging.MessagingTimeout:
+            return ('agent not responding (no answer to ping within %ds)'
+                    % timeout)
+        except messaging.MessagingException as exc:
+            return 'agent unreachable: %s' % exc
+        return None
+
+    @staticmethod
+    def _call(ctxt: dict[str, Any], agent: AgentAPI,
+              images: list[objects.ImageSpec], host: str,
+              cell: str | None) -> list[objects.HostImageResult]:
+        timeout = CONF.conductor.host_call_timeout
+        monitor = CONF.conductor.call_monitor_timeout
+        start = time.monotonic()
+        # NOTE: past this, without a heartbeat, the conductor has given up
+        # (the agent adds its own allowance for clock skew).
+        ctxt = dict(ctxt, abandoned_after=(
+            objects.utcnow() + datetime.timedelta(seconds=monitor)
+        ).isoformat())
+        try:
+            results = agent.cache_images(ctxt, host, images, timeout=timeout,
+                                         call_monitor_timeout=monitor)
+        except messaging.MessagingTimeout:
+            elapsed = time.monotonic() - start
+            if elapsed < timeout - 1:
+                reason = ('agent stopped responding after %.0fs (no '
+                          'heartbeat for %ds)' % (elapsed, monitor))
+            else:
+                reason = 'timed out after %ds (host_call_timeout)' % timeout
+            return results_for(host, cell, images, State.ERROR, reason)
+        except messaging.RemoteError as exc:
+            return results_for(host, cell, images, State.ERROR,
+                               'agent failed: %s: %s' % (exc.exc_type,
+                                                         exc.value))
+        except (messaging.MessagingException,
+                exception.PrecacheException) as exc:
+            return results_for(host, cell, images, State.ERROR,
+                               getattr(exc, 'message', None) or str(exc))
+        by_image = {r.image_id: r for r in results}
+        final = []
+        for image in images:
+            result = by_image.get(image.id) or results_for(
+                host, cell, [image], State.ERROR,
+                'agent returned no result for this image')[0]
+            result.host, result.cell = host, cell
+            final.append(result)
+        return final

@@ -8,8 +8,10 @@ servers (topic ``precache-agent``, one per host name) whose
 
 * makespan / (ceil(H / P) x t), where makespan is the job's
   finished_at - started_at and P its max_concurrent_hosts: 1.00 is a
-  perfect fan-out, the excess is per-host overhead (ping, job store,
-  scheduling) and idle slots;
+  perfect fan-out, the excess is per-host overhead (job store,
+  scheduling, a ping for agents the registry has not heard from lately)
+  and idle slots; the simulated agents heartbeat like real ones, and one
+  more run pings every agent (``always_ping_agents``) for comparison;
 * the conductor's CPU time per host during the job (utime + stime);
 * the conductor's peak RSS (VmHWM), once at a small H and once at the
   large H, to show how it grows with H;
@@ -58,6 +60,7 @@ HOST = 'bench-h%04d'
 CONDUCTOR_HOST = 'bench-conductor'
 IMAGE_IDS = ['5c6a2a67-0000-4000-8000-%012d' % i for i in range(1, 3)]
 POLL_INTERVAL = 0.5  # as `precache-manage cache --wait`
+HEARTBEAT_INTERVAL = 10  # the simulated agents' [registry] setting
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 _PR_SET_PDEATHSIG = 1
 
@@ -115,6 +118,7 @@ def agents_main(argv: list[str]) -> None:
     import oslo_messaging as messaging
 
     from precache import objects, rpc, service, version
+    from precache.agent.heartbeat import RegistryAPI
     from precache.conf import CONF
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
@@ -171,6 +175,22 @@ def agents_main(argv: list[str]) -> None:
                for host in args.hosts]
     with futures.ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda server: server.start(), servers))
+
+    def heartbeat() -> None:
+        # NOTE: as real agents do (precache.agent.heartbeat), spread over
+        # the interval; the conductor pings only agents it has not heard.
+        registry = RegistryAPI(transport)
+        pause = 0.8 * CONF.registry.heartbeat_interval / len(args.hosts)
+        while not stop.is_set():
+            for host in args.hosts:
+                registry.heartbeat({}, {
+                    'host': host, 'version': version.version_string,
+                    'rpc_version': '1.0', 'backends': ['file'],
+                    'stores': [{'kind': 'file'}]})
+                if stop.wait(pause):
+                    return
+
+    threading.Thread(target=heartbeat, daemon=True).start()
     print('ready %d' % len(servers), flush=True)
     stop.wait()
     # NOTE: all at once: stop() itself blocks until the server's polling
@@ -279,6 +299,9 @@ class Bench:
                 'use_stderr = false\n'
                 '[conductor]\n'
                 'max_concurrent_hosts = %(max)d\n'
+                '[registry]\n'
+                'heartbeat_interval = %(beat)d\n'
+                'agent_down_time = %(down)d\n'
                 '[inventory]\n'
                 'static_file = %(tmp)s/inventory.yaml\n'
                 '[image_service]\n'
@@ -286,7 +309,10 @@ class Bench:
                 '[database]\n'
                 'connection = sqlite:///%(tmp)s/precache.sqlite\n'
                 % {'url': url, 'conductor': CONDUCTOR_HOST, 'tmp': self.tmp,
-                   'max': max(args.parallel)})
+                   'max': max(args.parallel), 'beat': HEARTBEAT_INTERVAL,
+                   'down': 3 * HEARTBEAT_INTERVAL})
+        with open(self.config + '.ping', 'w') as stream:
+            stream.write('[conductor]\nalways_ping_agents = true\n')
         subprocess.run([self._script('precache-manage'), '--config-file',
                         self.config, 'db', 'sync'], check=True,
                        capture_output=True)
@@ -349,11 +375,14 @@ class Bench:
 
     # -- one run -----------------------------------------------------------
 
-    def start_conductor(self, name: str) -> subprocess.Popen:
+    def start_conductor(self, name: str,
+                        always_ping: bool = False) -> subprocess.Popen:
         log_file = os.path.join(self.tmp, 'conductor-%s.log' % name)
+        extra = ['--config-file', self.config + '.ping'] if always_ping \
+            else []
         self.conductor = subprocess.Popen(
             [self._script('precache-conductor'), '--config-file',
-             self.config, '--log-file', log_file],
+             self.config, *extra, '--log-file', log_file],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True,
             preexec_fn=_die_with_parent)
@@ -376,6 +405,19 @@ class Bench:
             except messaging.MessagingTimeout:
                 if time.monotonic() > deadline:
                     raise
+
+    def wait_for_heartbeats(self, hosts: int) -> None:
+        """Until the registry has heard every host within an interval."""
+        deadline = time.monotonic() + 3 * HEARTBEAT_INTERVAL
+        while True:
+            heard = sum(1 for agent in self.api.list_agents({})
+                        if agent['state'] == 'up'
+                        and agent['silence'] <= HEARTBEAT_INTERVAL)
+            if heard >= hosts or time.monotonic() > deadline:
+                log('  registry: %d of %d agents heard in the last %d s'
+                    % (heard, hosts, HEARTBEAT_INTERVAL))
+                return
+            time.sleep(1)
 
     def _profile(self, pid: int, name: str) -> subprocess.Popen | None:
         """py-spy on the conductor, every thread, waiting ones too."""
@@ -452,11 +494,13 @@ class Bench:
                 'others_cores': max(0.0, cpu['busy'] - ours) / wall,
                 'load': os.getloadavg()[0]}
 
-    def run(self, hosts: int, parallel: int) -> dict[str, Any]:
+    def run(self, hosts: int, parallel: int,
+            always_ping: bool = False) -> dict[str, Any]:
         """One job through the real conductor."""
         args = self.args
-        name = '%d-%d' % (hosts, parallel)
-        pid = self.start_conductor(name).pid
+        name = '%d-%d%s' % (hosts, parallel, '-ping' if always_ping else '')
+        pid = self.start_conductor(name, always_ping).pid
+        self.wait_for_heartbeats(args.hosts)
         ctxt = {'request_id': 'req-bench-%s' % name}
         profiler = self._profile(pid, name)
         before = self._cpu(pid)
@@ -478,14 +522,15 @@ class Bench:
         figures = self._figures(
             hosts, parallel, (job.started_at, job.finished_at), wall,
             job.results or [], {k: after[k] - before[k] for k in after})
-        figures.update(kind='conductor', state=job.state.value, rss_mb=rss)
+        figures.update(kind='conductor+ping' if always_ping else 'conductor',
+                       state=job.state.value, rss_mb=rss)
         return figures
 
     def run_floor(self, hosts: int, parallel: int) -> dict[str, Any]:
         """The same calls without the conductor: what the bus allows.
 
-        P threads of this process ping each host, then call its
-        cache_images, as the conductor does, with no job store.
+        P threads of this process call each host's cache_images, as the
+        conductor does for agents it has heard from, with no job store.
         """
         from precache import objects, rpc
         from precache.agent.rpcapi import AgentAPI
@@ -497,7 +542,6 @@ class Bench:
         ctxt = rpc.request_context(request_id='req-bench-floor')
 
         def one(host: str) -> list[objects.HostImageResult]:
-            agents.ping(ctxt, host, timeout=CONF.conductor.agent_ping_timeout)
             return agents.cache_images(
                 ctxt, host, images, timeout=CONF.conductor.host_call_timeout,
                 call_monitor_timeout=CONF.conductor.call_monitor_timeout)
@@ -584,9 +628,11 @@ def print_table(results: list[dict[str, Any]], sleep: float) -> None:
     print()
     print('t = %g s per cache_images call; ideal = ceil(hosts/P) x t; '
           'ratio = makespan / ideal' % sleep)
-    print('  (conductor: the job record\'s finished_at - started_at; bus '
-          'only: P threads')
-    print('  of the bench doing ping + cache_images per host, no '
+    print('  (conductor: the job record\'s finished_at - started_at, '
+          'agents heard')
+    print('  recently get no ping; conductor+ping: with always_ping_agents; '
+          'bus only:')
+    print('  P threads of the bench calling cache_images per host, no '
           'conductor, no job store);')
     print('ovh = makespan / ceil(hosts/P) - t, per wave; ramp = start '
           'to the P-th host inside')
@@ -624,6 +670,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--no-floor', action='store_true',
                         help='skip the bus-only run (no conductor) that '
                              'shows what the bus alone allows')
+    parser.add_argument('--no-ping-run', action='store_true',
+                        help='skip the run with always_ping_agents (a ping '
+                             'before every call, for comparison)')
     parser.add_argument('--profile', action='store_true',
                         help='record the conductor with py-spy (raw, '
                              'collapsed stacks) during each job; implies '
@@ -649,6 +698,8 @@ def main() -> int:
             for p in sorted(args.parallel, reverse=True)]
     if args.small_hosts:
         plan.insert(0, ('conductor', args.small_hosts, max(args.parallel)))
+    if not args.no_ping_run:
+        plan.append(('conductor+ping', args.hosts, max(args.parallel)))
     if not args.no_floor:
         plan.append(('bus only', args.hosts, max(args.parallel)))
     signal.signal(signal.SIGTERM, _interrupt)
@@ -673,8 +724,11 @@ def main() -> int:
             log('Run: %s, %d hosts, P=%d, t=%gs (ideal %.0f s)' % (
                 kind, hosts, parallel, args.sleep,
                 math.ceil(hosts / parallel) * args.sleep))
-            result = (bench.run if kind == 'conductor'
-                      else bench.run_floor)(hosts, parallel)
+            if kind == 'bus only':
+                result = bench.run_floor(hosts, parallel)
+            else:
+                result = bench.run(hosts, parallel,
+                                   always_ping=kind == 'conductor+ping')
             results.append(result)
             log('  %s, %d/%d rows cached, makespan %.2f s, ratio %.3f' % (
                 result['state'], result['cached'], result['rows'],
@@ -704,6 +758,10 @@ def main() -> int:
     for r in floor:
         print('Bus only (no conductor) at P=%d: ratio %.3f'
               % (r['parallel'], r['ratio']))
+    for r in results:
+        if r['kind'] == 'conductor+ping':
+            print('With a ping before every call at P=%d: ratio %.3f'
+                  % (r['parallel'], r['ratio']))
     print('makespan_ratio=%.3f conductor_cpu_ms_per_host=%.2f '
           'conductor_rss_mb=%.1f' % (
               max(r['ratio'] for r in large),

@@ -39,16 +39,35 @@ def create_engine(url: str) -> sa.Engine:
     # NOTE: pysqlite's lazy BEGIN lets two writers both read, then one
     # fails with "database is locked". Taking the write lock up front
     # makes them queue instead (busy timeout above).
+    # NOTE: write-ahead log: pollers read while the runner writes, and a
+    # commit appends to the log without an fsync (synchronous=NORMAL: a
+    # power cut may lose the last commits, never corrupt the file; the
+    # conductor resumes hosts left unfinished). Rollback-journal commits
+    # cost two fsyncs each, two per host of every job.
     @event.listens_for(engine, 'connect')
     def _no_implicit_begin(dbapi_conn: Any, record: Any) -> None:
         dbapi_conn.isolation_level = None
         dbapi_conn.execute('PRAGMA foreign_keys = ON')
+        dbapi_conn.execute('PRAGMA journal_mode = WAL')
+        dbapi_conn.execute('PRAGMA synchronous = NORMAL')
 
     @event.listens_for(engine, 'begin')
     def _begin_immediate(conn: sa.Connection) -> None:
         conn.exec_driver_sql('BEGIN IMMEDIATE')
 
     return engine
+
+
+def serialize(session: orm.Session, key: str) -> None:
+    """Hold a lock named ``key`` until the transaction ends.
+
+    SQLite transactions already take the write lock up front (see
+    create_engine); PostgreSQL gets a transaction-scoped advisory lock, so
+    two conductors checking then writing the same thing queue up.
+    """
+    if session.get_bind().dialect.name == 'postgresql':
+        session.execute(sa.text('SELECT pg_advisory_xact_lock(hashtext(:k))'),
+                        {'k': key})
 
 
 def _to_result(row: models.HostResult) -> objects.HostImageResult:
@@ -83,10 +102,24 @@ class JobStore:
                    images: list[objects.ImageSpec],
                    hosts: list[tuple[str, str | None]],
                    options: dict[str, Any], conductor: str | None = None,
-                   request_id: str | None = None) -> objects.Job:
-        """Record a pending job with one pending row per (host, image)."""
+                   request_id: str | None = None,
+                   dedupe: bool = False) -> objects.Job:
+        """Record a pending job with one pending row per (host, image).
+
+        With ``dedupe``, a pending or running job of the aggregate that
+        already has rows for every one of these (host, image) pairs is
+        returned instead (its id differs from ``job_id``); the check and
+        the insert are one transaction under a per-aggregate lock.
+        """
         now = objects.utcnow()
         with self._session() as session:
+            if dedupe:
+                serialize(session, 'jobs:%s' % aggregate)
+                found = self._covering_job(
+                    session, aggregate, [i.id for i in images],
+                    [host for host, _ in hosts])
+                if found is not None:
+                    return self._existing(session, found)
             session.add(models.Job(
                 id=job_id, aggregate=aggregate,
                 state=objects.JobState.PENDING.value,
@@ -100,6 +133,36 @@ class JobStore:
                                   state=objects.HostImageState.PENDING.value)
                 for host, cell in hosts for image in images)
         return self.get_job(job_id)
+
+    def _existing(self, session: orm.Session, job_id: str) -> objects.Job:
+        row = self._job_row(session, job_id)
+        counted = self._counts(session, [job_id]).get(job_id)
+        return self._to_job(row, None, False, counted)
+
+    @staticmethod
+    def _covering_job(session: orm.Session, aggregate: str,
+                      image_ids: list[str], hosts: list[str]) -> str | None:
+        """The newest active job of ``aggregate`` with every pair."""
+        candidates = session.scalars(
+            sa.select(models.Job)
+            .where(models.Job.aggregate == aggregate,
+                   models.Job.state.in_([objects.JobState.PENDING.value,
+                                         objects.JobState.RUNNING.value]))
+            .order_by(models.Job.created_at.desc(), models.Job.id.desc()))
+        wanted = set(image_ids)
+        for row in candidates:
+            if not wanted <= {i['id'] for i in row.images}:
+                continue
+            if not hosts:
+                return row.id
+            covered = session.scalar(
+                sa.select(sa.func.count()).select_from(models.HostResult)
+                .where(models.HostResult.job_id == row.id,
+                       models.HostResult.host.in_(hosts),
+                       models.HostResult.image_id.in_(image_ids)))
+            if covered == len(hosts) * len(wanted):
+                return row.id
+        return None
 
     def _job_row(self, session: orm.Session, job_id: str,
                  lock: bool = False) -> models.Job:
@@ -299,6 +362,22 @@ class JobStore:
                 query = query.where(
                     models.HostResult.state == only_from.value)
             result: sa.CursorResult = session.execute(query)  # type: ignore
+            return result.rowcount
+
+    def skip_hosts(self, job_id: str, hosts: list[str], reason: str) -> int:
+        """Skip the unfinished rows of ``hosts`` (not started, or left
+        running by a conductor that died); returns how many."""
+        now = objects.utcnow()
+        with self._session() as session:
+            result: sa.CursorResult = session.execute(  # type: ignore
+                sa.update(models.HostResult)
+                .where(models.HostResult.job_id == job_id,
+                       models.HostResult.host.in_(hosts),
+                       models.HostResult.state.in_(
+                           [objects.HostImageState.PENDING.value,
+                            objects.HostImageState.RUNNING.value]))
+                .values(state=objects.HostImageState.SKIPPED.value,
+                        reason=reason, started_at=now, finished_at=now))
             return result.rowcount
 
     def claim_host(self, job_id: str, host: str) -> bool:

@@ -50,7 +50,7 @@ opts: list[cfg.Opt] = [
                 default=True,
                 help='Nova\'s [DEFAULT] force_raw_images: the file store '
                      'keeps images as raw files. An image in another '
-                     'format (e.g. qcow2) fetched by rbd-export is verified '
+                     'format (e.g. qcow2), whatever the backend, is verified '
                      'as Glance holds it, then converted with qemu-img into '
                      'the raw file; it needs twice its size in free space '
                      'while it is converted.'),

@@ -18,19 +18,16 @@ from the configured cluster with that fsid (``[ceph] clusters``).
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
 from precache import exception, objects
-from precache.agent import convert, stream
 from precache.agent import rbd as rbd_mod
+from precache.agent import stream
 from precache.agent.backends import base
 from precache.agent.rbd import clusters, locations, transfer
 from precache.agent.rbd.store import RbdStore, RbdTarget
-from precache.agent.store import TEMP_SUFFIX
 from precache.conf import CONF
 
 LOG = logging.getLogger(__name__)
@@ -218,20 +215,10 @@ class RbdExportBackend(_RbdBackend):
 
     def _to_file(self, image: objects.ImageSpec, cluster: clusters.Cluster,
                  location: locations.RbdLocation, path: str) -> int:
-        if not convert.needs_conversion(image):
-            return self._export(image, cluster, location,
-                                lambda: transfer.FileSink(path), path)
-        # NOTE: verified as Glance has it, then converted into ``path``;
-        # the store's start-up clean-up knows this name too.
-        source = (path[:-len(TEMP_SUFFIX)] if path.endswith(TEMP_SUFFIX)
-                  else path) + '.src' + TEMP_SUFFIX
-        try:
-            self._export(image, cluster, location,
-                         lambda: transfer.FileSink(source), source)
-            return convert.to_raw(image, source, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(source)
+        # NOTE: conversion to raw, when the store wants it, is the
+        # cache's (precache.agent.cache), after the export is verified.
+        return self._export(image, cluster, location,
+                            lambda: transfer.FileSink(path), path)
 
     def _to_rbd(self, image: objects.ImageSpec, cluster: clusters.Cluster,
                 location: locations.RbdLocation, target: RbdTarget) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import threading
 import time
 import uuid
@@ -279,3 +280,48 @@ def test_ensure_all_mixes_outcomes(tmp_path, store):
 
 def test_ensure_all_of_nothing(store):
     assert _cache(store, FileBackend()).ensure_all([]) == []
+
+
+def _qcow2(tmp_path, raw: bytes) -> bytes:
+    source = tmp_path / 'disk.raw'
+    source.write_bytes(raw)
+    target = tmp_path / 'disk.qcow2'
+    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2',
+                    str(source), str(target)], check=True)
+    return target.read_bytes()
+
+
+def test_qcow2_from_any_backend_is_verified_then_kept_raw(tmp_path, store):
+    """Nova boots a ``_base`` file as raw when force_raw_images is set."""
+    raw = os.urandom(256 * 1024) + bytes(768 * 1024) + os.urandom(4096)
+    image = _image(tmp_path, _qcow2(tmp_path, raw), disk_format='qcow2')
+    cache = _cache(store, FileBackend())
+
+    result = cache.ensure(image)
+    assert result.state is State.CACHED, result.reason
+    assert result.method is objects.Method.FILE
+    with open(store.path(image.id), 'rb') as cached:
+        assert cached.read() == raw
+    assert _temp_files(store) == []
+    # The raw file has the virtual size, not Glance's: still resident.
+    assert cache.ensure(image).state is State.EXISTING
+
+
+def test_qcow2_kept_as_is_without_force_raw_images(tmp_path, store, conf):
+    conf.config(group='agent', force_raw_images=False)
+    qcow2 = _qcow2(tmp_path, os.urandom(64 * 1024))
+    image = _image(tmp_path, qcow2, disk_format='qcow2')
+    assert _cache(store, FileBackend()).ensure(image).state is State.CACHED
+    with open(store.path(image.id), 'rb') as cached:
+        assert cached.read() == qcow2
+
+
+def test_bad_bytes_are_refused_before_any_conversion(tmp_path, store):
+    qcow2 = _qcow2(tmp_path, os.urandom(64 * 1024))
+    image = _image(tmp_path, qcow2, disk_format='qcow2',
+                   os_hash_value=hashlib.sha512(b'other').hexdigest())
+    result = _cache(store, FileBackend()).ensure(image)
+    assert result.state is State.ERROR
+    assert 'mismatch' in result.reason
+    assert not os.path.exists(store.path(image.id))
+    assert _temp_files(store) == []

@@ -1,7 +1,8 @@
 """Glance v2 through a keystoneauth1 Adapter: image documents and bytes.
 
 The conductor validates images (exists, visible to the caller, ``active``)
-with the caller's token when it has one, many images per request
+with the API caller's token when it has one, so that Glance itself answers
+404 for an image the caller may not see, many images per request
 (``GET /v2/images?id=in:…``); agents download with the service
 credentials of ``[glance]``. HTTP and keystoneauth errors become
 :mod:`precache.exception` errors here and nowhere else; connection errors
@@ -33,39 +34,37 @@ def status_reason(response: requests.Response) -> str:
 
 
 class GlanceClient:
-    """The few Glance v2 calls precache makes."""
+    """The few Glance v2 calls precache makes.
 
-    def __init__(self, adapter: Adapter | None = None) -> None:
+    With ``auth_token`` every request authenticates as that API caller
+    (see :func:`keystone.get_user_adapter`), else with the service
+    credentials of ``[glance]``.
+    """
+
+    def __init__(self, adapter: Adapter | None = None,
+                 auth_token: str | None = None) -> None:
         self._adapter = adapter
+        self._auth_token = auth_token
+
+    def as_caller(self, auth_token: str) -> GlanceClient:
+        """A client that authenticates with an API caller's token."""
+        return GlanceClient(auth_token=auth_token)
 
     @property
     def adapter(self) -> Adapter:
         if self._adapter is None:
-            self._adapter = keystone.get_adapter(GROUP)
+            self._adapter = keystone.get_user_adapter(
+                GROUP, self._auth_token) if self._auth_token else \
+                keystone.get_adapter(GROUP)
         return self._adapter
 
-    def _headers(self, auth_token: str | None) -> dict[str, str]:
-        if not auth_token:
-            return {}
-        headers = {'X-Auth-Token': auth_token}
-        if CONF.service_user.send_service_user_token:
-            service_auth = keystone.get_auth('service_user')
-            if service_auth is not None:
-                headers['X-Service-Token'] = service_auth.get_token(
-                    keystone.get_session('service_user'))
-        return headers
-
-    def request(self, method: str, path: str, what: str,
-                auth_token: str | None = None, **kwargs: Any
+    def request(self, method: str, path: str, what: str, **kwargs: Any
                 ) -> requests.Response:
         """One request, retried on connection errors and 5xx.
 
-        A caller's token replaces the service credentials; answers other
-        than 5xx are returned for the caller to interpret.
+        Answers other than 5xx are returned for the caller to interpret.
         """
-        headers = {**self._headers(auth_token), **kwargs.pop('headers', {})}
-        if auth_token:
-            kwargs['authenticated'] = False
+        headers = kwargs.pop('headers', {})
 
         def once() -> requests.Response:
             response = self.adapter.request(
@@ -78,15 +77,14 @@ class GlanceClient:
 
         return keystone.retrying(GROUP, 'Glance %s' % what, once)
 
-    def get_image(self, image_id: str,
-                  auth_token: str | None = None) -> dict[str, Any]:
+    def get_image(self, image_id: str) -> dict[str, Any]:
         """The image document, locations included when Glance shows them.
 
         :raises: ImageNotFound (404: missing or not visible),
             ImageNotUsable (401/403), ServiceUnavailable.
         """
         response = self.request('GET', '/v2/images/%s' % image_id,
-                                'GET image %s' % image_id, auth_token)
+                                'GET image %s' % image_id)
         if response.status_code == 200:
             return dict(response.json())
         if response.status_code == 404:
@@ -99,8 +97,7 @@ class GlanceClient:
             service=keystone.describe(GROUP),
             reason='GET image %s: %s' % (image_id, status_reason(response)))
 
-    def list_images(self, image_ids: list[str],
-                    auth_token: str | None = None) -> list[dict[str, Any]]:
+    def list_images(self, image_ids: list[str]) -> list[dict[str, Any]]:
         """Those of ``image_ids`` a list request shows (one request).
 
         A list hides some images a GET shows (``os_hidden``, other
@@ -108,13 +105,52 @@ class GlanceClient:
         """
         response = self.request(
             'GET', '/v2/images', 'list of %d image(s)' % len(image_ids),
-            auth_token, params={'id': 'in:' + ','.join(image_ids),
-                                'limit': len(image_ids)})
+            params={'id': 'in:' + ','.join(image_ids),
+                    'limit': len(image_ids)})
         if response.status_code != 200:
             LOG.warning('Glance image list failed (%s); checking images '
                         'one by one', status_reason(response))
             return []
         return list(response.json().get('images') or [])
+
+    def is_member(self, image_id: str, project_id: str) -> bool:
+        """Whether ``project_id`` is a member of a shared image (any
+        status: a member may GET an image it has not accepted)."""
+        response = self.request(
+            'GET', '/v2/images/%s/members/%s' % (image_id, project_id),
+            'GET member %s of image %s' % (project_id, image_id))
+        if response.status_code in (200, 404):
+            return response.status_code == 200
+        raise exception.ServiceUnavailable(
+            service=keystone.describe(GROUP),
+            reason='GET member of image %s: %s' % (image_id,
+                                                   status_reason(response)))
+
+    def find_images(self, tag: str | None = None,
+                    properties: dict[str, str] | None = None,
+                    page_size: int = 200) -> list[dict[str, Any]]:
+        """Active images with ``tag`` and these exact property values,
+        every page (``GET /v2/images?tag=…&<prop>=…``, then ``next``).
+
+        :raises: ServiceUnavailable
+        """
+        params: dict[str, Any] = {'status': 'active', 'limit': page_size,
+                                  **(properties or {})}
+        if tag is not None:
+            params['tag'] = tag
+        found: list[dict[str, Any]] = []
+        path: str | None = '/v2/images'
+        while path:
+            response = self.request('GET', path, 'image search', params=params)
+            if response.status_code != 200:
+                raise exception.ServiceUnavailable(
+                    service=keystone.describe(GROUP),
+                    reason='image search: %s' % status_reason(response))
+            body = response.json()
+            found.extend(body.get('images') or [])
+            # NOTE: ``next`` carries the marker and every filter.
+            path, params = body.get('next'), {}
+        return found
 
     def open_download(self, image_id: str, offset: int = 0
                       ) -> requests.Response:
@@ -141,26 +177,55 @@ class GlanceImageService(images.ImageService):
         """Authenticate and find Glance now (service start-up)."""
         keystone.check(GROUP)
 
-    def get(self, image_id: str,
-            auth_token: str | None = None) -> dict[str, Any]:
-        return self.client.get_image(image_id, auth_token)
+    def get(self, image_id: str) -> dict[str, Any]:
+        """The image document, with the service credentials."""
+        return self.client.get_image(image_id)
+
+    def find(self, tag: str | None = None,
+             properties: dict[str, str] | None = None
+             ) -> list[dict[str, Any]]:
+        # NOTE: re-checked so that both image services answer alike
+        # (a property Glance does not filter on would pass otherwise).
+        return [image for image in self.client.find_images(tag, properties)
+                if images.matches(image, tag, properties)]
 
     def validate(self, image_ids: list[str],
-                 auth_token: str | None = None) -> list[objects.ImageSpec]:
-        """Like the base class, but many images per Glance request."""
+                 caller: dict[str, Any] | None = None
+                 ) -> list[objects.ImageSpec]:
+        """Like the base class, but many images per Glance request, and
+        Glance decides what the caller sees.
+
+        With the caller's ``auth_token`` every request carries it, so an
+        image the caller may not see is Glance's own 404. A caller without
+        one (an API older than RPC 1.3) gets Glance's rule applied here
+        over what the service credentials see.
+        """
         ids = images.normalize_ids(image_ids)
+        token = (caller or {}).get('auth_token')
+        client = self.client.as_caller(token) if token else self.client
         found: dict[str, dict[str, Any]] = {}
         size = CONF.glance.batch_size
         for start in range(0, len(ids), size):
             batch = ids[start:start + size]
             if len(batch) > 1:
                 found.update((image['id'], image) for image in
-                             self.client.list_images(batch, auth_token))
+                             client.list_images(batch))
         specs = []
         for image_id in ids:
-            image = found.get(image_id) or self.get(image_id, auth_token)
+            image = found.get(image_id) or client.get_image(image_id)
+            if not token and not self._visible(image, caller):
+                raise exception.ImageNotFound(image=image_id)
             specs.append(images.spec_from_active(image_id, image))
         return specs
+
+    def _visible(self, image: dict[str, Any],
+                 caller: dict[str, Any] | None) -> bool:
+        if images.visible_to(image, caller):
+            return True
+        if image.get('visibility') != 'shared' or caller is None:
+            return False
+        # NOTE: Glance's image document does not list members.
+        return self.client.is_member(image['id'], caller['project_id'])
 
 
 def translate_download_error(image_id: str, exc: Exception

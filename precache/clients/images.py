@@ -66,15 +66,66 @@ def spec_from_active(image_id: str, image: dict[str, Any]
     return spec_from_glance(image)
 
 
+def visible_to(image: dict[str, Any], caller: dict[str, Any] | None) -> bool:
+    """Glance's visibility rule, for sources that do not apply it.
+
+    ``caller`` is the API's (``project_id``, ``is_admin``); internal
+    callers (CLI, cron) pass none and see every image. ``members`` are
+    the projects a shared image is shared with.
+    """
+    project = (caller or {}).get('project_id')
+    if not project or (caller or {}).get('is_admin'):
+        return True
+    visibility = image.get('visibility') or 'public'
+    if visibility in ('public', 'community') or \
+            image.get('owner') in (None, project):
+        return True
+    return visibility == 'shared' and project in (image.get('members')
+                                                  or ())
+
+
 class ImageService(abc.ABC):
     @abc.abstractmethod
     def get(self, image_id: str) -> dict[str, Any]:
         """The image document; raises ImageNotFound."""
 
-    def validate(self, image_ids: list[str]) -> list[objects.ImageSpec]:
-        """Every image exists, is visible and active → their specs."""
-        return [spec_from_active(image_id, self.get(image_id))
-                for image_id in normalize_ids(image_ids)]
+    def validate(self, image_ids: list[str],
+                 caller: dict[str, Any] | None = None
+                 ) -> list[objects.ImageSpec]:
+        """Every image exists, is visible to ``caller`` and active →
+        their specs. One the caller may not see is not found, as in
+        Glance.
+
+        :param caller: the API caller: ``project_id``, ``is_admin`` and
+            ``auth_token`` (which this source does not need).
+        """
+        specs = []
+        for image_id in normalize_ids(image_ids):
+            image = self.get(image_id)
+            if not visible_to(image, caller):
+                raise exception.ImageNotFound(image=image_id)
+            specs.append(spec_from_active(image_id, image))
+        return specs
+
+    @abc.abstractmethod
+    def find(self, tag: str | None = None,
+             properties: dict[str, str] | None = None
+             ) -> list[dict[str, Any]]:
+        """Active images carrying ``tag`` and every property with exactly
+        that value (Glance's list filters); schedules and desired state
+        resolve their image selectors with it."""
+
+
+def matches(image: dict[str, Any], tag: str | None,
+            properties: dict[str, str] | None) -> bool:
+    """Whether an image document passes :meth:`ImageService.find`'s
+    filters (Glance applies them itself; the local catalog here)."""
+    if image.get('status') != 'active':
+        return False
+    if tag is not None and tag not in (image.get('tags') or ()):
+        return False
+    return all(key in image and str(image[key]) == str(value)
+               for key, value in (properties or {}).items())
 
 
 class LocalImageService(ImageService):
@@ -116,6 +167,12 @@ class LocalImageService(ImageService):
         if image is None:
             raise exception.ImageNotFound(image=image_id)
         return image
+
+    def find(self, tag: str | None = None,
+             properties: dict[str, str] | None = None
+             ) -> list[dict[str, Any]]:
+        return [image for image in self._images().values()
+                if matches(image, tag, properties)]
 
 
 def load() -> ImageService:

@@ -6,6 +6,8 @@ Every job a conductor runs shares one :class:`Limiter`: at most
 Hosts are taken round-robin across cells, so one big cell cannot starve
 the others. :func:`run` never raises for a host: ``work`` must return its
 results, and anything it raises becomes an error result for that host.
+A job's maintenance window (windows.Window) ends the taking of hosts at
+its deadline, even while the job waits for a slot.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import threading
 from collections.abc import Callable
 from concurrent import futures
 
+from precache.conductor.windows import Window
 from precache.conf import CONF
 
 LOG = logging.getLogger(__name__)
@@ -62,13 +65,18 @@ class Limiter:
                 and (not per_cell or job.per_cell[cell] < per_cell))
 
     def acquire(self, job: JobSlots, cells: list[str],
-                stop: threading.Event) -> str | None:
+                stop: threading.Event,
+                window: Window | None = None) -> str | None:
         """Block until one of ``cells`` has a slot; take it, return it.
 
-        ``cells`` is in preference order. Returns None once ``stop`` is set.
+        ``cells`` is in preference order. Returns None once ``stop`` is set
+        or the ``window`` has closed.
         """
         with self._cond:
             while not stop.is_set():
+                left = window.seconds_left() if window else None
+                if left is not None and left <= 0:
+                    return None
                 for cell in cells:
                     if self._fits(job, cell):
                         self._in_flight += 1
@@ -76,7 +84,8 @@ class Limiter:
                         job.in_flight += 1
                         job.per_cell[cell] += 1
                         return cell
-                self._cond.wait(0.5)
+                self._cond.wait(0.5 if left is None else
+                                min(0.5, max(0.01, left)))
             return None
 
     def release(self, job: JobSlots, cell: str) -> None:
@@ -100,11 +109,12 @@ class Limiter:
 def run(hosts: list[tuple[str, str | None]], work: Callable[[str, str | None],
                                                           None],
         fail: Callable[[str, str | None, BaseException], None],
-        limiter: Limiter, job: JobSlots, stop: threading.Event) -> list[str]:
+        limiter: Limiter, job: JobSlots, stop: threading.Event,
+        window: Window | None = None) -> list[str]:
     """Call ``work(host, cell)`` for every host within the limits.
 
     ``fail(host, cell, exc)`` records whatever ``work`` raised. Returns the
-    hosts never started because ``stop`` was set.
+    hosts never started because ``stop`` was set or ``window`` closed.
     """
     queues: dict[str, collections.deque] = collections.OrderedDict()
     for host, cell in hosts:
@@ -126,7 +136,7 @@ def run(hosts: list[tuple[str, str | None]], work: Callable[[str, str | None],
         order = list(queues)
         while any(queues.values()):
             waiting = [c for c in order if queues[c]]
-            cell = limiter.acquire(job, waiting, stop)
+            cell = limiter.acquire(job, waiting, stop, window)
             if cell is None:
                 break
             host = queues[cell].popleft()

@@ -26,6 +26,7 @@ import oslo_messaging as messaging
 
 from precache import exception, objects, rpc
 from precache.agent.rpcapi import AgentAPI
+from precache.conductor import windows
 from precache.conductor.registry import AgentStatus
 from precache.conf import CONF
 
@@ -58,8 +59,15 @@ class HostCaller:
 
     def cache_images(self, job: objects.Job,
                      images: list[objects.ImageSpec], host: str,
-                     cell: str | None) -> list[objects.HostImageResult]:
-        """Make ``images`` resident on ``host``; never raises for it."""
+                     cell: str | None,
+                     window: windows.Window | None = None
+                     ) -> list[objects.HostImageResult]:
+        """Make ``images`` resident on ``host``; never raises for it.
+
+        With a ``window``, the call is not sent once it has closed and is
+        not waited for beyond its deadline plus ``window_grace``.
+        """
+        window = window or windows.Window(None)
         status = (self.agent_status(host, cell) if self.agent_status
                   else AgentStatus())
         if status.skip_reason:
@@ -71,7 +79,11 @@ class HostCaller:
             why = self._ping(ctxt, agent, host)
             if why:
                 return results_for(host, cell, images, State.SKIPPED, why)
-        return self._call(ctxt, agent, images, host, cell)
+        if window.closed():
+            # NOTE: the ping may have taken the last seconds of the window.
+            return results_for(host, cell, images, State.SKIPPED,
+                               windows.WINDOW_CLOSED)
+        return self._call(ctxt, agent, images, host, cell, window)
 
     @staticmethod
     def _ping(ctxt: dict[str, Any], agent: AgentAPI,
@@ -90,15 +102,17 @@ class HostCaller:
     @staticmethod
     def _call(ctxt: dict[str, Any], agent: AgentAPI,
               images: list[objects.ImageSpec], host: str,
-              cell: str | None) -> list[objects.HostImageResult]:
-        timeout = CONF.conductor.host_call_timeout
+              cell: str | None,
+              window: windows.Window) -> list[objects.HostImageResult]:
+        timeout, by_window = window.call_timeout(
+            CONF.conductor.host_call_timeout)
         monitor = CONF.conductor.call_monitor_timeout
         start = time.monotonic()
         # NOTE: past this, without a heartbeat, the conductor has given up
         # (the agent adds its own allowance for clock skew).
         ctxt = dict(ctxt, abandoned_after=(
-            objects.utcnow() + datetime.timedelta(seconds=monitor)
-        ).isoformat())
+            objects.utcnow() + datetime.timedelta(
+                seconds=min(monitor, timeout))).isoformat())
         try:
             results = agent.cache_images(ctxt, host, images, timeout=timeout,
                                          call_monitor_timeout=monitor)
@@ -107,6 +121,8 @@ class HostCaller:
             if elapsed < timeout - 1:
                 reason = ('agent stopped responding after %.0fs (no '
                           'heartbeat for %ds)' % (elapsed, monitor))
+            elif by_window:
+                reason = windows.ABANDONED
             else:
                 reason = 'timed out after %ds (host_call_timeout)' % timeout
             return results_for(host, cell, images, State.ERROR, reason)

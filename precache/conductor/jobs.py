@@ -17,10 +17,10 @@ from typing import Any
 
 from oslo_utils import uuidutils
 
-from precache import exception, objects
+from precache import exception, notifications, objects
 from precache.agent.rpcapi import AgentAPI
 from precache.clients.images import ImageService
-from precache.conductor import fanout, hostcall
+from precache.conductor import fanout, hostcall, windows
 from precache.conductor.hostcall import HostCaller
 from precache.conductor.inventory import Inventory
 from precache.conductor.registry import AgentStatus
@@ -39,11 +39,47 @@ def _limit(name: str, value: Any) -> int:
     return value
 
 
+def _host_names(name: str, value: Any) -> list[str]:
+    """Hosts of the aggregate to limit the job to (checked in create)."""
+    if not isinstance(value, list) or not value or not all(
+            isinstance(h, str) and h for h in value):
+        raise exception.InvalidOption(
+            option=name, reason='must be a non-empty list of host names')
+    if len(set(value)) != len(value):
+        raise exception.InvalidOption(option=name,
+                                      reason='a host is listed twice')
+    return list(value)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise exception.InvalidOption(option=name,
+                                      reason='must be true or false')
+    return value
+
+
+def _source(name: str, value: Any) -> str:
+    """Who asked (api, cli, schedule:<name>, consumer, reconcile)."""
+    if not isinstance(value, str) or not value or len(value) > 64 \
+            or not value.isprintable():
+        raise exception.InvalidOption(
+            option=name, reason='must be printable text of 1-64 characters')
+    return value
+
+
 #: Job options a request may carry: name → check(name, value) that returns
 #: the value to record or raises InvalidOption.
 OPTIONS: dict[str, Callable[[str, Any], Any]] = {
     'max_concurrent_hosts': _limit,
     'max_concurrent_hosts_per_cell': _limit,
+    # NOTE: an absolute deadline, or a window (seconds) turned into one
+    # at accept time; see windows.py.
+    **windows.OPTION_CHECKS,
+    'hosts': _host_names,
+    # NOTE: a pending/running job of the aggregate that already covers
+    # these images on these hosts is returned instead of a new one.
+    'dedupe': _flag,
+    'source': _source,
 }
 
 #: The reason of a cancelled job. While hosts in flight finish, a job that
@@ -59,7 +95,7 @@ def validate_options(options: dict[str, Any] | None) -> dict[str, Any]:
         if check is None:
             raise exception.InvalidOption(option=name, reason='unknown')
         checked[name] = check(name, value)
-    return checked
+    return windows.fix_deadline(checked)
 
 
 class JobRunner:
@@ -70,10 +106,12 @@ class JobRunner:
                  agents: Callable[[str | None], AgentAPI],
                  conductor_host: str,
                  agent_status: Callable[[str, str | None], AgentStatus]
-                 | None = None) -> None:
+                 | None = None,
+                 clock: windows.Clock = objects.utcnow) -> None:
         """``agent_status(host, cell)`` is what the agent registry knows:
         whether to skip a host (agent down, too old, no cell) and whether
-        it needs a ping."""
+        it needs a ping. ``clock`` decides maintenance windows."""
+        self.clock = clock
         self.store = store
         self.inventory = inventory
         self.image_service = image_service
@@ -87,6 +125,7 @@ class JobRunner:
         # NOTE: one stop event per running job, set by a cancel arriving
         # at this conductor or by stop(); dict operations are atomic.
         self._job_stops: dict[str, threading.Event] = {}
+        self.notifier = notifications.JobNotifier.from_conf(conductor_host)
 
     # -- accept -----------------------------------------------------------
 
@@ -96,45 +135,42 @@ class JobRunner:
                caller: dict[str, Any] | None = None) -> objects.Job:
         """Validate, record and start a job; bad requests raise 400/404.
 
-        ``caller`` (project_id, is_admin) is the API's caller; internal
-        callers (CLI, cron) pass none and see every image.
+        ``caller`` (project_id, is_admin, auth_token) is the API's
+        caller: the image service shows it only the images it may see
+        (Glance with its token). Internal callers (CLI, cron) pass none
+        and see every image.
         """
         options = validate_options(options)
-        images = self.image_service.validate(image_ids)
-        self._check_visible(images, caller or {})
+        images = self.image_service.validate(image_ids, caller=caller)
         aggregate = self.inventory.get_aggregate(str(aggregate_ref))
-        hosts = [(host, self.inventory.cell_of(host))
-                 for host in aggregate.hosts]
+        names = list(aggregate.hosts)
+        if 'hosts' in options:
+            outside = sorted(set(options['hosts']) - set(names))
+            if outside:
+                raise exception.InvalidOption(
+                    option='hosts', reason='not in aggregate %s: %s'
+                    % (aggregate.name, ', '.join(outside)))
+            names = [h for h in names if h in set(options['hosts'])]
+        hosts = [(host, self.inventory.cell_of(host)) for host in names]
+        job_id = uuidutils.generate_uuid()
         job = self.store.create_job(
-            uuidutils.generate_uuid(), aggregate.name, images, hosts,
-            options, conductor=self.conductor_host, request_id=request_id)
+            job_id, aggregate.name, images, hosts, options,
+            conductor=self.conductor_host, request_id=request_id,
+            dedupe=bool(options.get('dedupe')))
+        if job.id != job_id:
+            LOG.info('[req %(req)s] Job %(job)s (%(state)s) already covers '
+                     '%(images)d image(s) on %(hosts)d host(s) of aggregate '
+                     '%(agg)s; no new job', {
+                         'req': request_id, 'job': job.id,
+                         'state': job.state.value, 'images': len(images),
+                         'hosts': len(hosts), 'agg': aggregate.name})
+            return job
         LOG.info('[req %(req)s] Job %(job)s accepted: %(images)d image(s) '
                  'on %(hosts)d host(s) of aggregate %(agg)s',
                  {'req': request_id, 'job': job.id, 'images': len(images),
                   'hosts': len(hosts), 'agg': aggregate.name})
         self.submit(job.id)
         return job
-
-    def _check_visible(self, images: list[objects.ImageSpec],
-                       caller: dict[str, Any]) -> None:
-        """Glance's visibility rule over documents of every project.
-
-        Glance itself answers 404 to a caller who may not see an image;
-        the local catalog returns everything, so apply the rule to its
-        ``visibility``/``owner``/``members`` fields here.
-        """
-        project = caller.get('project_id')
-        if not project or caller.get('is_admin'):
-            return
-        for image in images:
-            document = self.image_service.get(image.id)
-            visibility = document.get('visibility') or 'public'
-            owner = document.get('owner')
-            if visibility in ('public', 'community') or owner in (
-                    None, project) or (visibility == 'shared' and project
-                                       in (document.get('members') or ())):
-                continue
-            raise exception.ImageNotFound(image=image.id)
 
     def cancel(self, job_id: str) -> objects.Job:
         """Start no new host of a job; hosts in flight finish.
@@ -194,6 +230,7 @@ class JobRunner:
             stop.set()
         self.limiter.wake()
         self._pool.shutdown(wait=True)
+        self.notifier.stop()
 
     # -- run --------------------------------------------------------------
 
@@ -212,6 +249,7 @@ class JobRunner:
             self.store.set_host_state(job_id, host, State.ERROR,
                                       reason=reason)
         self.store.set_job_state(job_id, objects.JobState.FAILED, reason)
+        self.notifier.job_ended(self.store.get_job(job_id), 0.0)
 
     def run(self, job_id: str) -> None:
         job = self.store.get_job(job_id)
@@ -223,6 +261,8 @@ class JobRunner:
                 only_from=(objects.JobState.PENDING,
                            objects.JobState.RUNNING)):
             return  # cancelled while it waited
+        self.notifier.job_started(
+            job, lambda: self.inventory.get_aggregate(job.aggregate))
         images = self.store.get_images(job_id)
         todo: dict[str, str | None] = {}
         for result in job.results or []:
@@ -235,22 +275,33 @@ class JobRunner:
         stop = self._job_stops.setdefault(job_id, threading.Event())
         if self._stop.is_set():
             stop.set()
+        window = windows.Window(windows.deadline_of(job.options), self.clock)
         try:
             left = fanout.run(
                 list(todo.items()),
                 lambda host, cell: self._cache_on_host(job, images, host,
-                                                       cell),
+                                                       cell, window),
                 lambda host, cell, exc: self._record(
                     job.id, hostcall.results_for(
                         host, cell, images, State.ERROR,
                         'internal error: %s' % exc)),
-                self.limiter, slots, stop)
+                self.limiter, slots, stop, window)
         finally:
             self._job_stops.pop(job_id, None)
+        if left and window.closed() and not self._cancel_requested(job_id):
+            skipped = self.store.skip_hosts(job_id, left,
+                                            windows.WINDOW_CLOSED)
+            LOG.warning('Job %(job)s: window closed at %(deadline)s; '
+                        '%(left)d host(s) not started (%(rows)d host '
+                        'image(s) skipped)',
+                        {'job': job_id, 'left': len(left), 'rows': skipped,
+                         'deadline': window.deadline})
+            left = []
         if left and not self._cancel_requested(job_id):
             LOG.warning('Job %(job)s: conductor stopping, %(left)d host(s) '
                         'not started; the job resumes at next start',
                         {'job': job_id, 'left': len(left)})
+            self.notifier.job_paused(job_id)
             return
         self._finish(job_id, time.monotonic() - start)
 
@@ -259,17 +310,26 @@ class JobRunner:
         return job.reason == CANCEL_REASON
 
     def _finish(self, job_id: str, seconds: float) -> None:
-        final = objects.JobState.CANCELLED if self._cancel_requested(
-            job_id) else objects.JobState.DONE
-        # NOTE: a cancel that found no host in flight already ended it.
-        self.store.set_job_state(job_id, final,
-                                 only_from=(objects.JobState.RUNNING,))
         job = self.store.get_job(job_id)
+        note = ''
+        if self._cancel_requested(job_id):
+            final, note = objects.JobState.CANCELLED, CANCEL_REASON
+        elif any(r.state is State.SKIPPED
+                 and r.reason == windows.WINDOW_CLOSED
+                 for r in job.results or []):
+            final, note = objects.JobState.EXPIRED, windows.WINDOW_CLOSED
+        else:
+            final = objects.JobState.DONE
+        # NOTE: a cancel that found no host in flight already ended it.
+        self.store.set_job_state(
+            job_id, final, reason=windows.WINDOW_CLOSED
+            if final is objects.JobState.EXPIRED else None,
+            only_from=(objects.JobState.RUNNING,))
+        job = self.store.get_job(job_id)
+        self.notifier.job_ended(job, seconds)
         LOG.info('Job %(job)s: %(summary)s in %(secs).1fs%(note)s',
                  {'job': job_id, 'summary': objects.summary_text(job.counts),
-                  'secs': seconds,
-                  'note': ' (%s)' % CANCEL_REASON
-                  if final is objects.JobState.CANCELLED else ''})
+                  'secs': seconds, 'note': ' (%s)' % note if note else ''})
         failed: dict[str, int] = {}
         for result in job.results or []:
             if result.state is State.ERROR:
@@ -283,12 +343,20 @@ class JobRunner:
                 results: list[objects.HostImageResult]) -> None:
         with self._record_lock:
             self.store.record_results(job_id, results)
+        # NOTE: outside the lock: it only queues (notifications.py).
+        self.notifier.host_done(job_id, results)
 
     # -- one host ---------------------------------------------------------
 
     def _cache_on_host(self, job: objects.Job,
                        images: list[objects.ImageSpec], host: str,
-                       cell: str | None) -> None:
+                       cell: str | None,
+                       window: windows.Window | None = None) -> None:
+        if window is not None and window.closed():
+            # NOTE: the slot was taken just before the deadline; the host
+            # is not claimed, so run() skips it with the others left.
+            self.store.skip_hosts(job.id, [host], windows.WINDOW_CLOSED)
+            return
         if not self.store.claim_host(job.id, host):
             # NOTE: a cancel skipped this host's rows before it started;
             # stop taking the job's other hosts too.
@@ -297,4 +365,4 @@ class JobRunner:
                 stop.set()
             return
         self._record(job.id, self.caller.cache_images(job, images, host,
-                                                      cell))
+                                                      cell, window))

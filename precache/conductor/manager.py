@@ -8,6 +8,7 @@ from typing import Any
 import oslo_messaging as messaging
 
 from precache import exception
+from precache.conductor import desired
 from precache.conductor.jobs import JobRunner
 from precache.conductor.registry import Registry
 
@@ -18,7 +19,7 @@ class ConductorManager:
     """RPC endpoint of a conductor (topic ``precache-conductor``)."""
 
     # NOTE: must stay equal to ConductorAPI.RPC_API_VERSION (a test checks).
-    RPC_API_VERSION = '1.2'
+    RPC_API_VERSION = '1.4'
 
     target = messaging.Target(version=RPC_API_VERSION)
 
@@ -41,6 +42,8 @@ class ConductorManager:
                      caller: dict[str, Any] | None = None
                      ) -> dict[str, Any]:
         """Accept a job: make ``image_ids`` resident on ``aggregate``.
+
+        ``caller`` holds the API caller's token: never log it.
 
         :returns: the recorded, pending job.
         :raises: Invalid (bad image list or option, image not active),
@@ -94,6 +97,26 @@ class ConductorManager:
                             ) -> dict[str, Any]:
         """:raises: AggregateNotFound, InventoryInvalid"""
         return self.runner.resident_images(aggregate)
+
+    @messaging.expected_exceptions(exception.Invalid, exception.NotFound,
+                                   exception.TemporaryFailure)
+    def reconcile(self, ctxt: dict[str, Any], aggregate: str,
+                  hosts: list[str] | None = None,
+                  source: str = 'reconcile') -> dict[str, Any] | None:
+        """Start a job for what the aggregate lacks of its desired images.
+
+        :returns: the job, or None when nothing is missing.
+        :raises: AggregateNotFound, InvalidOption, TemporaryFailure.
+        """
+        LOG.info('[req %(req)s] RPC reconcile called for aggregate %(agg)s'
+                 '%(hosts)s', {'req': ctxt.get('request_id'), 'agg': aggregate,
+                               'hosts': ', hosts %s' % hosts if hosts else ''})
+        job = desired.reconcile(self.runner, aggregate, hosts, source,
+                                request_id=ctxt.get('request_id'))
+        if job is None:
+            return None
+        job.results = None  # NOTE: the counts say enough; rows are many
+        return job.to_dict()
 
     def agent_heartbeat(self, ctxt: dict[str, Any],
                         report: dict[str, Any]) -> None:

@@ -19,10 +19,14 @@ class ConductorAPI:
     |          an optional caller (project_id, is_admin).
     |    1.2 - Added agent_heartbeat (a cast, sent by the agents' own
     |          client in precache.agent.heartbeat) and list_agents.
+    |    1.3 - Added reconcile. cache_images options may carry deadline,
+    |          window, hosts, dedupe and source.
+    |    1.4 - cache_images' caller carries the caller's auth_token;
+    |          Glance validates the images with it.
     """
 
     # NOTE: must stay equal to ConductorManager.RPC_API_VERSION.
-    RPC_API_VERSION = '1.2'
+    RPC_API_VERSION = '1.4'
 
     def __init__(self, transport: messaging.Transport,
                  timeout: int | None = None,
@@ -43,8 +47,11 @@ class ConductorAPI:
                      caller: dict[str, Any] | None = None) -> objects.Job:
         """Validate and record a job, which then runs in the background.
 
-        :param caller: the API caller's project_id and is_admin; images
-            it may not see count as not found (1.1).
+        :param caller: the API caller's project_id and is_admin (1.1) and
+            auth_token (1.4); images it may not see count as not found.
+            The token is a credential: it travels in this payload only,
+            is used while the call validates the images, and is never
+            logged nor stored.
         :returns: the pending job.
         :raises: precache.exception.Invalid, NotFound, TemporaryFailure.
         """
@@ -54,7 +61,7 @@ class ConductorAPI:
         version = '1.0'
         if caller is not None:
             kwargs['caller'] = caller
-            version = '1.1'
+            version = '1.4' if caller.get('auth_token') else '1.1'
         job = self._prepare(version).call(ctxt, 'cache_images', **kwargs)
         return objects.Job.from_dict(job)
 
@@ -103,3 +110,24 @@ class ConductorAPI:
             last_seen, silence (seconds) and state (up, down, too old).
         """
         return self._prepare('1.2').call(ctxt, 'list_agents')
+
+    def reconcile(self, ctxt: dict[str, Any], aggregate: str,
+                  hosts: list[str] | None = None,
+                  source: str | None = None) -> objects.Job | None:
+        """Start a job for what the aggregate's hosts lack of its desired
+        images (conductor/desired.py), deduplicated against a pending or
+        running job that already covers it (1.3).
+
+        :param hosts: only these hosts of the aggregate (e.g. one just
+            added to it).
+        :param source: recorded with the job (default ``reconcile``).
+        :returns: the job (new or the covering one), or None when every
+            host already has every desired image.
+        :raises: AggregateNotFound, InvalidOption (a host not in the
+            aggregate), TemporaryFailure.
+        """
+        kwargs: dict[str, Any] = {'aggregate': aggregate, 'hosts': hosts}
+        if source is not None:
+            kwargs['source'] = source
+        job = self._prepare('1.3').call(ctxt, 'reconcile', **kwargs)
+        return None if job is None else objects.Job.from_dict(job)

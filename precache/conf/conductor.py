@@ -53,6 +53,44 @@ opts: list[cfg.Opt] = [
                      'the round trips of every host (the bound of big '
                      'fan-outs). Agents never heard of, or silent for '
                      'longer, are always pinged first.'),
+    cfg.IntOpt('window_grace',
+               default=900, min=0,
+               help='Seconds a host already working when its job\'s '
+                    'maintenance window closes (job option deadline or '
+                    'window) may go on before the conductor stops waiting '
+                    'for it; its rows then end error (window closed, '
+                    'abandoned after grace). Hosts not started by the '
+                    'deadline never start. 0 abandons them at the '
+                    'deadline; a value at or above host_call_timeout lets '
+                    'them finish. An abandoned agent still completes the '
+                    'image it is fetching (the next job finds it '
+                    'existing), so keep this below the end of the real '
+                    'window by about the time one image takes.'),
+    cfg.IntOpt('refresh_age',
+               default=86400, min=0,
+               help='Reconcile (precache-manage reconcile, the consumer, '
+                    'the periodic reconcile) runs an image again on a host '
+                    'whose last success is older than this many seconds, '
+                    'which touches the cache file and so resets Nova\'s '
+                    'image cache expiry (remove_unused_original_minimum_age'
+                    '_seconds, 24 h by default: keep this below it). '
+                    '0 never refreshes: only missing images run.'),
+    cfg.IntOpt('reconcile_interval',
+               default=0, min=0,
+               help='Seconds between periodic reconciles of the aggregates '
+                    'in reconcile_aggregates; 0 turns the periodic '
+                    'reconcile off. Each pass compares the desired images '
+                    'of an aggregate (its precache:images metadata and '
+                    'the images whose precache_aggregates property names '
+                    'it) with the latest results and starts a job only '
+                    'for what is missing or older than refresh_age, so a '
+                    'host added later gets its images within one '
+                    'interval. Several conductors share one pass per '
+                    'interval through the job store.'),
+    cfg.ListOpt('reconcile_aggregates',
+                default=[],
+                help='Aggregates (id, uuid or name) the periodic reconcile '
+                     'looks at.'),
 ]
 
 

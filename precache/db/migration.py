@@ -28,6 +28,11 @@ def upgrade(url: str | None = None, revision: str = 'head') -> None:
     command.upgrade(_config(url), revision)
 
 
+def downgrade(revision: str, url: str | None = None) -> None:
+    """Back to ``revision`` (for operators undoing an upgrade, and tests)."""
+    command.downgrade(_config(url or api.default_url()), revision)
+
+
 def head() -> str:
     head = script.ScriptDirectory.from_config(_config('')).get_current_head()
     assert head is not None

@@ -104,3 +104,25 @@ class Agent(Base):
         UTCDateTime)
 
     __table_args__ = (sa.Index('ix_agents_cell', 'cell'),)
+
+
+class ScheduleRun(Base):
+    """The latest run of a built-in schedule, shared by all conductors.
+
+    A conductor claims an occurrence by moving ``occurrence`` forward
+    under a lock; that is what keeps a schedule from running twice, and
+    what a conductor starting up compares with the cron expression to
+    find a run missed while it was down.
+    """
+
+    __tablename__ = 'schedule_runs'
+
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(255),
+                                              primary_key=True)
+    occurrence: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
+        UTCDateTime)
+    job_id: orm.Mapped[str | None] = orm.mapped_column(sa.String(36))
+    conductor: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
+    claimed_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
+        UTCDateTime)
+    error: orm.Mapped[str | None] = orm.mapped_column(sa.Text)

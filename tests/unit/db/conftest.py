@@ -70,6 +70,7 @@ def store(request, tmp_path) -> Iterator[JobStore]:
     else:
         store = JobStore(request.getfixturevalue('_postgres_jobs_url'))
         with store.engine.begin() as conn:
-            conn.exec_driver_sql('TRUNCATE host_results, jobs')
+            conn.exec_driver_sql(
+                'TRUNCATE host_results, jobs, schedule_runs')
     yield store
     store.close()

@@ -60,7 +60,7 @@ HOST = 'bench-h%04d'
 CONDUCTOR_HOST = 'bench-conductor'
 IMAGE_IDS = ['5c6a2a67-0000-4000-8000-%012d' % i for i in range(1, 3)]
 POLL_INTERVAL = 0.5  # as `precache-manage cache --wait`
-HEARTBEAT_INTERVAL = 10  # the simulated agents' [registry] setting
+HEARTBEAT_INTERVAL = 20  # as [registry] heartbeat_interval by default
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 _PR_SET_PDEATHSIG = 1
 

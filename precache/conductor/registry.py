@@ -57,9 +57,9 @@ class Registry:
         record = AgentRecord.from_dict(
             {k: v for k, v in report.items()
              if k not in ('first_seen', 'last_seen')})
-        known = self.store.get(record.host)
-        self.store.heartbeat(record)
-        if known is None or self._is_down(known):
+        before = self.store.heartbeat(record)
+        if before is None or self._is_down(AgentRecord(record.host,
+                                                       last_seen=before)):
             LOG.info('Agent %(host)s (cell %(cell)s, version %(v)s, '
                      'backends %(b)s) is up', {
                          'host': record.host, 'cell': record.cell,

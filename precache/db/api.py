@@ -53,9 +53,25 @@ def create_engine(url: str) -> sa.Engine:
 
     @event.listens_for(engine, 'begin')
     def _begin_immediate(conn: sa.Connection) -> None:
-        conn.exec_driver_sql('BEGIN IMMEDIATE')
+        # NOTE: reads (see reader()) take no write lock: in WAL mode they
+        # see a snapshot and never wait for the writers.
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql('BEGIN')
+        else:
+            conn.exec_driver_sql('BEGIN IMMEDIATE')
 
     return engine
+
+
+#: Execution option of the engine read-only sessions are bound to.
+READ_ONLY = 'precache_read_only'
+
+
+def reader(engine: sa.Engine) -> orm.sessionmaker:
+    """Sessions for reads only: on SQLite they do not queue behind
+    writers (status polls, registry lookups before each host)."""
+    return orm.sessionmaker(engine.execution_options(**{READ_ONLY: True}),
+                            expire_on_commit=False)
 
 
 def serialize(session: orm.Session, key: str) -> None:
@@ -87,6 +103,7 @@ class JobStore:
         self.engine = create_engine(self.url)
         self._sessions = orm.sessionmaker(self.engine,
                                           expire_on_commit=False)
+        self._readers = reader(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -94,6 +111,11 @@ class JobStore:
     @contextmanager
     def _session(self) -> Iterator[orm.Session]:
         with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def _read(self) -> Iterator[orm.Session]:
+        with self._readers.begin() as session:
             yield session
 
     # -- jobs -------------------------------------------------------------
@@ -173,7 +195,7 @@ class JobStore:
 
     def get_job(self, job_id: str,
                 with_results: bool = True) -> objects.Job:
-        with self._session() as session:
+        with self._read() as session:
             row = self._job_row(session, job_id)
             if not with_results:
                 # NOTE: status polls (CLI, API) only need the counts; one
@@ -187,7 +209,7 @@ class JobStore:
             return self._to_job(row, results, with_results)
 
     def get_images(self, job_id: str) -> list[objects.ImageSpec]:
-        with self._session() as session:
+        with self._read() as session:
             row = self._job_row(session, job_id)
             return [objects.ImageSpec.from_dict(i) for i in row.images]
 
@@ -195,7 +217,7 @@ class JobStore:
                   state: str | None = None, limit: int = 50,
                   marker: str | None = None) -> list[objects.Job]:
         """Newest first; ``marker`` is the last id of the previous page."""
-        with self._session() as session:
+        with self._read() as session:
             query = sa.select(models.Job).order_by(
                 models.Job.created_at.desc(), models.Job.id.desc())
             if aggregate is not None:
@@ -421,7 +443,7 @@ class JobStore:
                                     table.id.desc())).label('rank'))
             .where(table.host.in_(hosts), table.state.in_(attempted))
             .subquery())
-        with self._session() as session:
+        with self._read() as session:
             rows = session.execute(
                 sa.select(table, ranked.c.job_id)
                 .join(ranked, ranked.c.id == table.id)

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from precache import objects
+from precache.db import api as db_api
 from precache.db import models
 
 
@@ -66,10 +67,15 @@ class RegistryStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self._sessions = orm.sessionmaker(engine, expire_on_commit=False)
+        self._readers = db_api.reader(engine)
 
     def heartbeat(self, record: AgentRecord,
-                  now: datetime.datetime | None = None) -> None:
-        """Insert or update the host's row with ``record``, seen ``now``."""
+                  now: datetime.datetime | None = None
+                  ) -> datetime.datetime | None:
+        """Insert or update the host's row with ``record``, seen ``now``.
+
+        :returns: when the host was seen before, None if never.
+        """
         now = now or objects.utcnow()
         with self._sessions.begin() as session:
             row = session.get(models.Agent, record.host,
@@ -77,19 +83,21 @@ class RegistryStore:
             if row is None:
                 row = models.Agent(host=record.host, first_seen=now)
                 session.add(row)
+            before = row.last_seen
             for key in AgentRecord.FIELDS:
                 setattr(row, key, getattr(record, key))
             row.last_seen = now
+            return before
 
     def get(self, host: str) -> AgentRecord | None:
-        with self._sessions.begin() as session:
+        with self._readers.begin() as session:
             row = session.get(models.Agent, host)
             return _record(row) if row is not None else None
 
     def get_many(self, hosts: list[str]) -> dict[str, AgentRecord]:
         if not hosts:
             return {}
-        with self._sessions.begin() as session:
+        with self._readers.begin() as session:
             rows = session.scalars(sa.select(models.Agent).where(
                 models.Agent.host.in_(hosts)))
             return {row.host: _record(row) for row in rows}
@@ -99,5 +107,5 @@ class RegistryStore:
                                                  models.Agent.host)
         if cell is not None:
             query = query.where(models.Agent.cell == cell)
-        with self._sessions.begin() as session:
+        with self._readers.begin() as session:
             return [_record(row) for row in session.scalars(query)]

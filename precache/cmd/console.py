@@ -146,7 +146,8 @@ def summary_line(job: objects.Job) -> str:
 def jobs_table(jobs: list[objects.Job]) -> Table:
     table = Table(box=box.SIMPLE_HEAD)
     for column in ('id', 'aggregate', 'state', 'images', 'hosts', 'cached',
-                   'existing', 'error', 'unsupported', 'skipped', 'created'):
+                   'existing', 'error', 'unsupported', 'skipped', 'source',
+                   'created'):
         table.add_column(column, justify='right' if column in (
             'images', 'hosts', 'cached', 'existing', 'error', 'unsupported',
             'skipped') else 'left')
@@ -155,6 +156,7 @@ def jobs_table(jobs: list[objects.Job]) -> Table:
             job.id, job.aggregate, job.state.value, str(len(job.image_ids)),
             str(job.hosts),
             *(str(job.counts.get(s.value, 0)) for s in objects.FINAL_STATES),
+            str(job.options.get('source') or '-'),
             job.created_at.strftime('%Y-%m-%d %H:%M:%S')
             if job.created_at else '-')
     return table

@@ -17,6 +17,7 @@ from oslo_utils import uuidutils
 
 from precache import rpc, service
 from precache.cmd import EXIT_UNAVAILABLE, console, fatal, guarded
+from precache.conductor import windows
 from precache.conductor.rpcapi import ConductorAPI
 from precache.conf import CONF
 from precache.db import migration
@@ -45,12 +46,15 @@ def db_sync(args: argparse.Namespace) -> int:
 
 
 def cache(args: argparse.Namespace) -> int:
-    api = _conductor(args)
-    ctxt = rpc.request_context(request_id='req-' + uuidutils.generate_uuid())
     options = {key: value for key, value in (
         ('max_concurrent_hosts', args.max_concurrent_hosts),
         ('max_concurrent_hosts_per_cell', args.max_concurrent_hosts_per_cell),
+        ('window', args.window), ('deadline', args.deadline),
+        ('hosts', args.hosts), ('dedupe', args.dedupe or None),
+        ('source', 'cli'),
     ) if value is not None}
+    api = _conductor(args)
+    ctxt = rpc.request_context(request_id='req-' + uuidutils.generate_uuid())
     job = _call(api.cache_images, ctxt, args.aggregate, args.image, options)
     if not args.wait:
         if args.json:
@@ -62,13 +66,42 @@ def cache(args: argparse.Namespace) -> int:
     return _wait_and_show(api, ctxt, job.id, args.json)
 
 
+def reconcile(args: argparse.Namespace) -> int:
+    """Start a job for what the aggregate lacks of its desired images."""
+    api = _conductor(args)
+    ctxt = rpc.request_context(request_id='req-' + uuidutils.generate_uuid())
+    job = _call(api.reconcile, ctxt, args.aggregate, hosts=args.hosts,
+                source='cli')
+    if job is None:
+        if args.json:
+            console.print_json(None)
+        else:
+            print('Aggregate %s: every host has every desired image'
+                  % args.aggregate)
+        return 0
+    if not args.wait:
+        if args.json:
+            console.print_json(job.to_dict())
+        else:
+            print('Job %s %s: %d image(s) on %d host(s) of %s'
+                  % (job.id, job.state.value, len(job.image_ids), job.hosts,
+                     job.aggregate))
+        return 0
+    return _wait_and_show(api, ctxt, job.id, args.json)
+
+
 def _wait_and_show(api: ConductorAPI, ctxt: dict[str, Any], job_id: str,
                    as_json: bool) -> int:
+    """Wait for the job; show it: JSON, a table on a terminal, else (cron)
+    exactly one summary line, ``job show`` having the details."""
     job = console.watch(
         lambda: _call(api.get_job, ctxt, job_id, with_results=False),
         show_progress=False if as_json else None)
-    job = _call(api.get_job, ctxt, job_id)
-    show_job(job, as_json)
+    if as_json or console.console().is_terminal:
+        job = _call(api.get_job, ctxt, job_id)
+        show_job(job, as_json)
+    else:
+        print(console.summary_line(job))
     return console.exit_code(job)
 
 
@@ -84,6 +117,10 @@ def show_job(job: Any, as_json: bool) -> None:
             print('%s %s %s %s %s' % (job.id, result.host, result.image_id,
                                       result.state.value,
                                       result.reason or ''))
+    deadline = job.options.get('deadline')
+    print('Job %s: source %s, deadline %s%s' % (
+        job.id, job.options.get('source') or '-', deadline or '-',
+        ', reason: %s' % job.reason if job.reason else ''))
     print(console.summary_line(job))
 
 
@@ -149,6 +186,28 @@ def _positive(value: str) -> int:
     return number
 
 
+def _window(value: str) -> int:
+    try:
+        return windows.parse_duration(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _deadline(value: str) -> str:
+    """ISO 8601, or HH:MM: the next such time here (cron's local time)."""
+    try:
+        return windows.parse_deadline(value).isoformat()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _host_list(value: str) -> list[str]:
+    hosts = [h.strip() for h in value.split(',') if h.strip()]
+    if not hosts:
+        raise argparse.ArgumentTypeError('no host given')
+    return hosts
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='precache-manage',
                                      description=__doc__.split('\n')[0])
@@ -172,11 +231,36 @@ def build_parser() -> argparse.ArgumentParser:
                      help='image id (repeatable)')
     run.add_argument('--max-concurrent-hosts', type=_positive)
     run.add_argument('--max-concurrent-hosts-per-cell', type=_positive)
+    limit = run.add_mutually_exclusive_group()
+    limit.add_argument('--window', type=_window,
+                       help='maintenance window from now: seconds, or like '
+                            '2h, 90m; no host starts after it closes')
+    limit.add_argument('--deadline', type=_deadline,
+                       help='end of the maintenance window: HH:MM (the '
+                            'next such local time) or an ISO 8601 time')
+    run.add_argument('--hosts', type=_host_list,
+                     help='only these hosts of the aggregate (comma list)')
+    run.add_argument('--dedupe', action='store_true',
+                     help='return a pending or running job that already '
+                          'covers these images and hosts instead')
     run.add_argument('--wait', action='store_true',
                      help='wait for the job and exit 0 only if every host '
                           'has every image')
     run.add_argument('--json', action='store_true')
     run.set_defaults(func=cache)
+
+    again = commands.add_parser(
+        'reconcile', help="start a job for what an aggregate's hosts lack "
+        'of its desired images (metadata precache:images, images whose '
+        'precache_aggregates names it)')
+    again.add_argument('--aggregate', required=True,
+                       help='aggregate id, uuid or name')
+    again.add_argument('--hosts', type=_host_list,
+                       help='only these hosts of the aggregate (comma list)')
+    again.add_argument('--wait', action='store_true',
+                       help='wait for the job, if one started')
+    again.add_argument('--json', action='store_true')
+    again.set_defaults(func=reconcile)
 
     job = commands.add_parser('job', help='look at jobs')
     job_commands = job.add_subparsers(dest='job_command', required=True)

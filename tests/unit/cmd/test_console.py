@@ -102,11 +102,13 @@ def test_summary_line():
 
 def test_jobs_table():
     other = _job(id='job-2', aggregate='edge', created_at=None,
-                 state=objects.JobState.RUNNING)
+                 state=objects.JobState.RUNNING,
+                 options={'source': 'schedule:nightly'})
     text = _render(console.jobs_table([_job(), other]))
     first = _row(text, 'job-1').split()
     assert first == ['job-1', 'compute', 'done', '2', '3', '1', '1', '2',
-                     '0', '1', '2026-03-04', '05:06:07']
+                     '0', '1', '-', '2026-03-04', '05:06:07']
+    assert 'schedule:nightly' in _row(text, 'job-2')
     second = _row(text, 'job-2').split()
     assert second[:3] == ['job-2', 'edge', 'running']
     assert second[-1] == '-'

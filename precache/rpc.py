@@ -60,6 +60,45 @@ def get_transport(conf: cfg.ConfigOpts,
         return transport
 
 
+def notification_url(conf: cfg.ConfigOpts) -> str | None:
+    """``[oslo_messaging_notifications] transport_url``, else the RPC one."""
+    try:
+        url = conf.oslo_messaging_notifications.transport_url
+    except (cfg.NoSuchOptError, cfg.NoSuchGroupError):
+        url = None  # NOTE: oslo.messaging registers the group lazily
+    return url or conf.transport_url
+
+
+def get_notification_transport(conf: cfg.ConfigOpts,
+                               url: str | None = None
+                               ) -> messaging.Transport:
+    """The (cached) transport notifications go over and come in on.
+
+    As in OpenStack it may be another bus than RPC's: ``url``, else
+    :func:`notification_url`.
+    """
+    url = url or notification_url(conf)
+    key = 'notify:%s' % (url or '')
+    with _lock:
+        transport = _transports.get(key)
+        if transport is None:
+            if (url or '').startswith('kombu+memory'):
+                _slow_down_memory_polling()
+            transport = messaging.get_notification_transport(conf, url=url)
+            _transports[key] = transport
+        return transport
+
+
+def get_notification_listener(
+        transport: messaging.Transport, targets: list[messaging.Target],
+        endpoints: list[Any], pool: str | None = None,
+        allow_requeue: bool = False) -> messaging.MessageHandlingServer:
+    """A notification listener on the default (threading) executor."""
+    return messaging.get_notification_listener(
+        transport, targets, endpoints, allow_requeue=allow_requeue,
+        pool=pool)
+
+
 def cleanup() -> None:
     with _lock:
         for transport in _transports.values():

@@ -17,6 +17,7 @@ from precache.conf import (
     glance,
     image_service,
     inventory,
+    notifications,
     nova,
     rbd_store,
     registry,
@@ -26,6 +27,6 @@ from precache.conf import (
 CONF = cfg.CONF
 
 for _module in (default, agent, api, ceph, cells, conductor, database,
-                glance, image_service, inventory, nova, rbd_store, registry,
-                service_user):
+                glance, image_service, inventory, notifications, nova,
+                rbd_store, registry, service_user):
     _module.register_opts(CONF)

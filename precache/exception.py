@@ -7,7 +7,8 @@
     │   ├── InvalidImageList      empty list, duplicates, malformed ids
     │   ├── ImageNotUsable        exists, but not active / not visible
     │   ├── InvalidOption         unknown or out-of-range job option
-    │   └── InventoryInvalid      the inventory file cannot be used
+    │   ├── InventoryInvalid      the inventory file cannot be used
+    │   └── MalformedNotification a notification the consumer cannot use
     ├── NotFound (404)
     │   ├── AggregateNotFound
     │   ├── ImageNotFound
@@ -71,6 +72,10 @@ class InvalidOption(Invalid):
 
 class InventoryInvalid(Invalid):
     _msg_fmt = 'Inventory %(source)s is not usable: %(reason)s'
+
+
+class MalformedNotification(Invalid):
+    _msg_fmt = 'Notification %(event_type)s cannot be used: %(reason)s'
 
 
 class NotFound(PrecacheException):

@@ -12,6 +12,7 @@ from precache.conf import (
     cells,
     ceph,
     conductor,
+    consumer,
     database,
     default,
     glance,
@@ -26,7 +27,7 @@ from precache.conf import (
 
 CONF = cfg.CONF
 
-for _module in (default, agent, api, ceph, cells, conductor, database,
-                glance, image_service, inventory, notifications, nova,
-                rbd_store, registry, service_user):
+for _module in (default, agent, api, ceph, cells, conductor, consumer,
+                database, glance, image_service, inventory, notifications,
+                nova, rbd_store, registry, service_user):
     _module.register_opts(CONF)

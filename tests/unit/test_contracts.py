@@ -49,7 +49,7 @@ def test_setup_cfg_declares_the_expected_groups():
     assert sorted(declared) == sorted(GROUPS)
     assert sorted(declared['console_scripts']) == [
         'precache-agent', 'precache-all-in-one', 'precache-api',
-        'precache-conductor', 'precache-manage']
+        'precache-conductor', 'precache-consumer', 'precache-manage']
 
 
 @pytest.mark.parametrize('group', GROUPS)

@@ -8,6 +8,7 @@ loses exactly these cases.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 import time
@@ -88,14 +89,16 @@ OPTIONS: dict[str, Callable[[str, Any], Any]] = {
 CANCEL_REASON = 'cancelled by request'
 
 
-def validate_options(options: dict[str, Any] | None) -> dict[str, Any]:
+def validate_options(options: dict[str, Any] | None,
+                     now: datetime.datetime | None = None) -> dict[str, Any]:
+    """The options to record; ``now`` (accept time) anchors a window."""
     checked = {}
     for name, value in (options or {}).items():
         check = OPTIONS.get(name)
         if check is None:
             raise exception.InvalidOption(option=name, reason='unknown')
         checked[name] = check(name, value)
-    return windows.fix_deadline(checked)
+    return windows.fix_deadline(checked, now)
 
 
 class JobRunner:
@@ -140,7 +143,7 @@ class JobRunner:
         (Glance with its token). Internal callers (CLI, cron) pass none
         and see every image.
         """
-        options = validate_options(options)
+        options = validate_options(options, self.clock())
         images = self.image_service.validate(image_ids, caller=caller)
         aggregate = self.inventory.get_aggregate(str(aggregate_ref))
         names = list(aggregate.hosts)

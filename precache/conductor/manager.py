@@ -11,6 +11,8 @@ from precache import exception
 from precache.conductor import desired
 from precache.conductor.jobs import JobRunner
 from precache.conductor.registry import Registry
+from precache.conductor.schedules import Scheduler
+from precache.db.schedules import ScheduleStore
 
 LOG = logging.getLogger(__name__)
 
@@ -24,14 +26,20 @@ class ConductorManager:
     target = messaging.Target(version=RPC_API_VERSION)
 
     def __init__(self, runner: JobRunner,
-                 registry: Registry | None = None) -> None:
+                 registry: Registry | None = None,
+                 scheduler: Scheduler | None = None) -> None:
+        """:raises: Invalid when a configured schedule is unusable."""
         self.runner = runner
         self.registry = registry
+        self.scheduler = scheduler or Scheduler(
+            runner, ScheduleStore(runner.store.engine))
 
     def start(self) -> None:
         self.runner.recover()
+        self.scheduler.start()
 
     def stop(self) -> None:
+        self.scheduler.stop()
         self.runner.stop()
 
     @messaging.expected_exceptions(exception.Invalid, exception.NotFound,

@@ -22,6 +22,7 @@ from precache.conf import (
     nova,
     rbd_store,
     registry,
+    schedules,
     service_user,
 )
 
@@ -29,5 +30,5 @@ CONF = cfg.CONF
 
 for _module in (default, agent, api, ceph, cells, conductor, consumer,
                 database, glance, image_service, inventory, notifications,
-                nova, rbd_store, registry, service_user):
+                nova, rbd_store, registry, schedules, service_user):
     _module.register_opts(CONF)

@@ -88,7 +88,7 @@ opts: list[cfg.Opt] = [
                     'interval. Several conductors share one pass per '
                     'interval through the job store.'),
     cfg.ListOpt('reconcile_aggregates',
-                default=[],
+                default=None,
                 help='Aggregates (id, uuid or name) the periodic reconcile '
                      'looks at.'),
 ]

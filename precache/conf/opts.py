@@ -18,8 +18,13 @@ from precache.conf import (
     nova,
     rbd_store,
     registry,
+    schedules,
     service_user,
 )
+
+#: Groups listed only as a template for dynamic groups (one per schedule);
+#: they are not registered as such.
+TEMPLATE_GROUPS = ('schedule:name',)
 
 # NOTE: in ABC order by group, DEFAULT first, as the sample file shows them.
 _opts: list[tuple[str, list[cfg.Opt]]] = [
@@ -38,6 +43,10 @@ _opts: list[tuple[str, list[cfg.Opt]]] = [
     ('nova', nova.list_opts()),
     ('rbd_store', rbd_store.list_opts()),
     ('registry', registry.list_opts()),
+    # NOTE: a template: each schedule listed in [schedules] names has a
+    # group [schedule:<name>] with these options.
+    ('schedule:name', schedules.schedule_opts),
+    ('schedules', schedules.list_opts()),
     ('service_user', service_user.list_opts()),
 ]
 

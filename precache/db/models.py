@@ -125,4 +125,6 @@ class ScheduleRun(Base):
     conductor: orm.Mapped[str | None] = orm.mapped_column(sa.String(255))
     claimed_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
         UTCDateTime)
-    error: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+    #: Why the claimed occurrence started no job (an error, or nothing
+    #: to do); None while its job is being created, or once it is.
+    note: orm.Mapped[str | None] = orm.mapped_column(sa.Text)

@@ -37,7 +37,7 @@ class ScheduleRecord:
     job_id: str | None = None
     conductor: str | None = None
     claimed_at: datetime.datetime | None = None
-    error: str | None = None
+    note: str | None = None
 
 
 class ScheduleStore:
@@ -50,7 +50,7 @@ class ScheduleStore:
             return None if row is None else ScheduleRecord(
                 name=row.name, occurrence=row.occurrence, job_id=row.job_id,
                 conductor=row.conductor, claimed_at=row.claimed_at,
-                error=row.error)
+                note=row.note)
 
     def claim(self, name: str, occurrence: datetime.datetime,
               conductor: str, now: datetime.datetime | None = None) -> Claim:
@@ -70,14 +70,14 @@ class ScheduleStore:
             row.conductor = conductor
             row.claimed_at = now
             row.job_id = None
-            row.error = None
+            row.note = None
             return Claim.CLAIMED
 
     @staticmethod
     def _running(session: orm.Session, row: models.ScheduleRun,
                  now: datetime.datetime) -> bool:
         if row.job_id is None:
-            return row.error is None and row.claimed_at is not None and \
+            return row.note is None and row.claimed_at is not None and \
                 now - row.claimed_at < CLAIM_TIMEOUT
         state = session.scalar(sa.select(models.Job.state)
                                .where(models.Job.id == row.job_id))
@@ -86,11 +86,11 @@ class ScheduleStore:
 
     def finish_claim(self, name: str, occurrence: datetime.datetime,
                      job_id: str | None = None,
-                     error: str | None = None) -> None:
+                     note: str | None = None) -> None:
         """Record the job (or why there is none) of a claimed occurrence."""
         with self._sessions.begin() as session:
             session.execute(
                 sa.update(models.ScheduleRun)
                 .where(models.ScheduleRun.name == name,
                        models.ScheduleRun.occurrence == occurrence)
-                .values(job_id=job_id, error=error))
+                .values(job_id=job_id, note=note))

@@ -99,8 +99,8 @@ def test_schedule_claims(store):
     assert schedules.claim(name, later, 'c2') is Claim.CLAIMED
     # A failed creation frees the schedule at once; a claim whose
     # conductor died frees it after CLAIM_TIMEOUT.
-    schedules.finish_claim(name, later, error='image not found')
-    assert schedules.get(name).error == 'image not found'
+    schedules.finish_claim(name, later, note='image not found')
+    assert schedules.get(name).note == 'image not found'
     third = later + datetime.timedelta(days=1)
     assert schedules.claim(name, third, 'c1') is Claim.CLAIMED
     fourth = third + datetime.timedelta(days=1)

@@ -23,7 +23,7 @@ def upgrade() -> None:
         sa.Column('job_id', sa.String(36), nullable=True),
         sa.Column('conductor', sa.String(255), nullable=True),
         sa.Column('claimed_at', UTCDateTime(), nullable=True),
-        sa.Column('error', sa.Text(), nullable=True),
+        sa.Column('note', sa.Text(), nullable=True),
     )
 
 

@@ -84,12 +84,16 @@ class Context:
         if self.mode == 'keystone':
             ctxt = oslo_context.RequestContext.from_environ(environ)
         elif self.mode == 'noauth':
+            # NOTE: a token a client sends anyway (keystoneauth sends
+            # "notused") must not reach Glance as the caller's.
             ctxt = oslo_context.RequestContext.from_environ(
                 environ, user_id='noauth', project_id='noauth',
-                roles=['admin', 'member', 'reader'], is_admin=True)
+                roles=['admin', 'member', 'reader'], is_admin=True,
+                auth_token=None)
         else:
             ctxt = oslo_context.RequestContext.from_environ(
-                environ, user_id=None, project_id=None, roles=[])
+                environ, user_id=None, project_id=None, roles=[],
+                auth_token=None)
         environ[util.CONTEXT_KEY] = ctxt
         return self.app(environ, start_response)
 

@@ -3,9 +3,11 @@
 Every OpenStack client of precache (Glance, Nova) gets its session here,
 the way Nova and Ironic do it: auth plugin, session and adapter options of
 one group (``[glance]``, ``[nova]``), endpoint from the catalog unless
-``endpoint_override`` is set. Foreign errors of keystoneauth are
-translated into :mod:`precache.exception` here, once, and retries with
-backoff (tenacity) are shared by the clients.
+``endpoint_override`` is set. A request made for an API caller
+authenticates with that caller's token instead (:func:`get_user_adapter`),
+so the service itself decides what the caller may see. Foreign errors of
+keystoneauth are translated into :mod:`precache.exception` here, once,
+and retries with backoff (tenacity) are shared by the clients.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 import tenacity
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading as ks_loading
+from keystoneauth1 import service_token, token_endpoint
 from keystoneauth1 import session as ks_session
 from keystoneauth1.adapter import Adapter
 
@@ -98,6 +101,34 @@ def get_adapter(group: str, **kwargs: Any) -> Adapter:
                    'endpoint_override' % describe(group))
     return ks_loading.load_adapter_from_conf_options(
         CONF, group, session=session, **kwargs)
+
+
+def get_user_adapter(group: str, auth_token: str) -> Adapter:
+    """An Adapter of ``group`` that authenticates as an API caller.
+
+    The caller's token goes to the endpoint the service credentials find
+    (catalog or ``endpoint_override``); the group's pooled session is
+    reused. With ``[service_user] send_service_user_token`` a service
+    token travels with it (X-Service-Token), as Nova sends one, so a
+    caller's token that expires mid-request is still accepted.
+    """
+    service = get_adapter(group)
+    try:
+        endpoint = service.get_endpoint()
+    except ks_exc.ClientException as exc:
+        raise translate(group, exc) from exc
+    if not endpoint:
+        raise exception.ServiceUnavailable(
+            service=describe(group), reason='no endpoint for the caller\'s '
+            'token (catalog or endpoint_override)')
+    auth: Any = token_endpoint.Token(endpoint, auth_token)
+    if CONF.service_user.send_service_user_token:
+        service_auth = get_session('service_user').auth
+        if service_auth is not None:
+            auth = service_token.ServiceTokenAuthWrapper(
+                user_auth=auth, service_auth=service_auth)
+    return ks_loading.load_adapter_from_conf_options(
+        CONF, group, session=service.session, auth=auth)
 
 
 def check(group: str) -> str:

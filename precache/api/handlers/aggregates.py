@@ -31,8 +31,12 @@ def cache_images(req: util.Request, aggregate_id: str) -> webob.Response:
     body = util.json_body(req)
     schemas.validate(schemas.CACHE_IMAGES, body)
     image_ids = schemas.image_ids(body)
+    # NOTE: Glance validates the images with the caller's own token, so
+    # it decides what the caller may see; the token rides in the RPC
+    # payload only (never the logged context).
     caller = {'project_id': req.context.project_id,
-              'is_admin': policy.check(req.credentials, 'context_is_admin')}
+              'is_admin': policy.check(req.credentials, 'context_is_admin'),
+              'auth_token': req.context.auth_token}
     aggregate = _aggregate_ref(aggregate_id)
     try:
         job = req.conductor.cache_images(req.rpc_context(), aggregate,

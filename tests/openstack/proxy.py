@@ -2,7 +2,8 @@
 
 It cuts a response after some bytes (a broken download), answers 503
 (a struggling service) or refuses ``Range`` with 400 (what Glance's RBD
-store does), and records every request line and its Range header. One
+store does), and records every request line and its Range header (and,
+in ``headers``, all its headers). One
 request per connection (it forces ``Connection: close``), which keeps the
 relay trivial.
 """
@@ -22,6 +23,7 @@ class FlakyProxy:
         self.fail_5xx = 0                   # requests still to answer 503
         self.refuse_range = False
         self.requests: list[tuple[str, str | None]] = []
+        self.headers: list[dict[str, str]] = []  # lower-case names
         self._lock = threading.Lock()
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -75,6 +77,7 @@ class FlakyProxy:
                 body += chunk
             with self._lock:
                 self.requests.append((lines[0], headers.get('range')))
+                self.headers.append(headers)
                 if self.fail_5xx:
                     self.fail_5xx -= 1
                     client.sendall(b'HTTP/1.1 503 Service Unavailable\r\n'

@@ -11,7 +11,6 @@ import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import orm
 
 from precache import objects
 from precache.db import api as db_api
@@ -66,7 +65,7 @@ class RegistryStore:
     """Reads and writes ``agents`` rows; one short transaction each."""
 
     def __init__(self, engine: sa.Engine) -> None:
-        self._sessions = orm.sessionmaker(engine, expire_on_commit=False)
+        self._sessions = db_api.Writer(engine)
         self._readers = db_api.reader(engine)
 
     def heartbeat(self, record: AgentRecord,

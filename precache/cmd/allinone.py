@@ -47,6 +47,9 @@ def _configure(state_dir: str, catalog: str, inventory: str) -> None:
         ('conductor', 'call_monitor_timeout'): 10,
         # NOTE: --serve binds to 127.0.0.1 only; see _serve.
         ('api', 'auth_strategy'): 'noauth',
+        # NOTE: nothing in this process reads notifications, and kombu's
+        # memory transport would keep every one of them in memory.
+        ('notifications', 'enabled'): False,
     }
     for (group, name), value in defaults.items():
         CONF.set_default(name, value,

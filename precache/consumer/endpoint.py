@@ -68,25 +68,32 @@ class NotificationEndpoint:
                      {'msg': message_id, 'event': event_type,
                       'pub': publisher_id})
             return messaging.NotificationResult.HANDLED
+        # NOTE: expected failures are logged after their except block,
+        # where oslo.log does not append the exception a second time.
+        malformed = retry = None
         try:
             handler(message_id, event_type, payload)
         except exception.MalformedNotification as exc:
-            LOG.warning('Notification %(msg)s from %(pub)s ignored: '
-                        '%(exc)s', {'msg': message_id, 'pub': publisher_id,
-                                    'exc': exc})
+            malformed = exc
         except RETRYABLE as exc:
-            LOG.warning('Notification %(msg)s (%(event)s): %(exc)s; handed '
-                        'back to the queue in %(delay)ds',
-                        {'msg': message_id, 'event': event_type,
-                         'exc': _one_line(exc),
-                         'delay': CONF.consumer.requeue_delay})
-            self.sleep(CONF.consumer.requeue_delay)
-            return messaging.NotificationResult.REQUEUE
+            retry = _one_line(exc)
         except Exception:  # noqa: BLE001 - never stop the consumer
             LOG.exception('Notification %(msg)s (%(event)s from %(pub)s) '
                           'could not be handled; dropped',
                           {'msg': message_id, 'event': event_type,
                            'pub': publisher_id})
+        if malformed is not None:
+            LOG.warning('Notification %(msg)s from %(pub)s ignored: '
+                        '%(exc)s', {'msg': message_id, 'pub': publisher_id,
+                                    'exc': malformed})
+        if retry is not None:
+            LOG.warning('Notification %(msg)s (%(event)s): %(exc)s; handed '
+                        'back to the queue in %(delay)ds',
+                        {'msg': message_id, 'event': event_type,
+                         'exc': retry,
+                         'delay': CONF.consumer.requeue_delay})
+            self.sleep(CONF.consumer.requeue_delay)
+            return messaging.NotificationResult.REQUEUE
         self._remember(message_id)
         return messaging.NotificationResult.HANDLED
 
@@ -143,12 +150,15 @@ class NotificationEndpoint:
                                    uuidutils.generate_uuid())
         where = {'msg': message_id, 'event': event_type, 'agg': aggregate,
                  'what': what, 'req': ctxt['request_id']}
+        refused = None
         try:
             job = call(ctxt, aggregate)
         except (exception.Invalid, exception.NotFound) as exc:
+            refused = _one_line(exc)
+        if refused is not None:
             LOG.warning('Notification %(msg)s (%(event)s): aggregate '
                         '%(agg)s, %(what)s: refused: %(exc)s',
-                        dict(where, exc=_one_line(exc)))
+                        dict(where, exc=refused))
             return
         if job is None:
             LOG.info('Notification %(msg)s (%(event)s): aggregate %(agg)s, '

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -358,3 +359,23 @@ def test_progress_is_sent_outside_the_record_lock(cloud, own_store):
         release.set()
         runner.stop()
     assert sent.types()[-1] == 'precache.job.end'
+
+
+def test_docs_list_every_payload_field():
+    from tests.functional.notify import documented_fields
+
+    documented = documented_fields()
+    classes = {
+        'aggregate.cache_images.start': notifications.AggregatePayload,
+        'aggregate.cache_images.end': notifications.AggregatePayload,
+        'aggregate.cache_images.progress':
+            notifications.AggregateCachePayload,
+        'precache.job.start': notifications.JobStartPayload,
+        'precache.job.end': notifications.JobEndPayload,
+        **{'precache.image.%s' % state.value: notifications.ImagePayload
+           for state in objects.FINAL_STATES},
+    }
+    assert sorted(documented) == sorted(classes)
+    for event_type, cls in classes.items():
+        assert documented[event_type] == {
+            f.name for f in dataclasses.fields(cls)}, event_type

@@ -208,3 +208,22 @@ class Job:
                    counts=dict(data.get('counts') or {}),
                    results=None if results is None else
                    [HostImageResult.from_dict(r) for r in results])
+
+
+def aggregates_named(properties: dict[str, Any], tags: Iterable[Any],
+                     image_property: str, tag_prefix: str
+                     ) -> tuple[str, ...]:
+    """The aggregates an image says it belongs on: its property (a comma
+    list) then its tags that start with ``tag_prefix``, each once.
+
+    One rule for the consumer (notifications) and the conductor
+    (reconcile), so both agree on what an image asks for.
+    """
+    names: list[str] = []
+    value = properties.get(image_property)
+    if isinstance(value, str):
+        names.extend(value.split(','))
+    if tag_prefix:
+        names.extend(tag[len(tag_prefix):] for tag in tags
+                     if isinstance(tag, str) and tag.startswith(tag_prefix))
+    return tuple(dict.fromkeys(n.strip() for n in names if n.strip()))

@@ -2,9 +2,12 @@
 brings its hosts there.
 
 An aggregate's desired images are the ids in its metadata key
-``precache:images`` (a comma list; Nova's ``os-aggregates`` and the static
-inventory both carry metadata) plus the active images whose property
-``precache_aggregates`` equals the aggregate's name. Reconciling compares
+(``[desired_state] aggregate_metadata_key``, ``precache:images``: a comma
+list; Nova's ``os-aggregates`` and the static inventory both carry
+metadata) plus the active images that name the aggregate, by the one rule
+precache-consumer applies too (:func:`precache.objects.aggregates_named`):
+in their property ``precache_aggregates`` (a comma list) or by a tag
+``precache:<aggregate>``. Reconciling compares
 them with the latest result of every (host, image) and starts one job —
 deduplicated against a pending or running job that already covers it —
 for the hosts and images that are missing, failed last time, or whose last
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from precache import exception, objects
 from precache.clients.images import ImageService, normalize_ids
@@ -28,12 +31,6 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
-#: Aggregate metadata key listing image ids (comma separated).
-METADATA_KEY = 'precache:images'
-#: Image property naming the aggregate the image belongs on.
-IMAGE_PROPERTY = 'precache_aggregates'
-
-
 def desired_images(aggregate: Aggregate,
                    image_service: ImageService) -> list[str]:
     """Ids of the images ``aggregate`` should hold, usable ones only.
@@ -41,8 +38,9 @@ def desired_images(aggregate: Aggregate,
     An id in the metadata that is malformed, missing or not active is
     logged and left out: one stale entry must not block the others.
     """
+    key = CONF.desired_state.aggregate_metadata_key
     wanted: list[str] = []
-    for raw in (aggregate.metadata.get(METADATA_KEY) or '').split(','):
+    for raw in (aggregate.metadata.get(key) or '').split(','):
         raw = raw.strip()
         if not raw:
             continue
@@ -52,16 +50,35 @@ def desired_images(aggregate: Aggregate,
         except (exception.Invalid, exception.NotFound) as exc:
             LOG.warning('Aggregate %(agg)s: %(key)s entry %(id)r left out: '
                         '%(why)s', {'agg': aggregate.name,
-                                    'key': METADATA_KEY, 'id': raw,
+                                    'key': key, 'id': raw,
                                     'why': exc})
             continue
         if image_id not in wanted:
             wanted.append(image_id)
-    for image in image_service.find(
-            properties={IMAGE_PROPERTY: aggregate.name}):
+    for image in _naming(aggregate.name, image_service):
         if image['id'] not in wanted:
             wanted.append(image['id'])
     return wanted
+
+
+def _naming(name: str, image_service: ImageService
+            ) -> list[dict[str, Any]]:
+    """Active images that name aggregate ``name``.
+
+    Glance filters a tag, but a property only by its whole value; a comma
+    list needs the documents, so every active image is read once (a
+    paginated list, run by reconcile and schedules, not per host).
+    """
+    prop = CONF.desired_state.image_property
+    prefix = CONF.desired_state.image_tag_prefix
+    found: dict[str, dict[str, Any]] = {}
+    if prefix:
+        found.update((image['id'], image)
+                     for image in image_service.find(tag=prefix + name))
+    for image in image_service.find():
+        if name in objects.aggregates_named(image, (), prop, ''):
+            found.setdefault(image['id'], image)
+    return list(found.values())
 
 
 def stale_pairs(hosts: list[str], image_ids: list[str],

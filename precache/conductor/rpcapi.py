@@ -8,6 +8,9 @@ import oslo_messaging as messaging
 
 from precache import objects, rpc
 
+#: cache_images options a conductor older than 1.3 refuses.
+OPTIONS_1_3 = frozenset({'deadline', 'window', 'hosts', 'dedupe', 'source'})
+
 
 class ConductorAPI:
     """Calls to the ``precache-conductor`` topic (any conductor answers).
@@ -61,7 +64,11 @@ class ConductorAPI:
         version = '1.0'
         if caller is not None:
             kwargs['caller'] = caller
-            version = '1.4' if caller.get('auth_token') else '1.1'
+            version = '1.1'
+        if set(options or ()) & OPTIONS_1_3:
+            version = '1.3'
+        if caller is not None and caller.get('auth_token'):
+            version = '1.4'
         job = self._prepare(version).call(ctxt, 'cache_images', **kwargs)
         return objects.Job.from_dict(job)
 

@@ -63,6 +63,7 @@ def parse_deadline(value: str, now: datetime.datetime | None = None
 
     :raises: ValueError
     """
+    here = now is None
     now = now or datetime.datetime.now().astimezone()
     text = value.strip()
     match = _CLOCK_TIME.match(text)
@@ -72,6 +73,10 @@ def parse_deadline(value: str, now: datetime.datetime | None = None
                              microsecond=0)
         if moment <= now:
             moment += datetime.timedelta(days=1)
+        if here:
+            # NOTE: that day's offset, not today's: a DST change may lie
+            # between (04:00 tomorrow is 04:00 on the wall clock).
+            moment = moment.replace(tzinfo=None).astimezone()
         return moment
     moment = datetime.datetime.fromisoformat(text)
     if moment.tzinfo is None:

@@ -15,6 +15,7 @@ from precache.conf import (
     consumer,
     database,
     default,
+    desired_state,
     glance,
     image_service,
     inventory,
@@ -29,6 +30,7 @@ from precache.conf import (
 CONF = cfg.CONF
 
 for _module in (default, agent, api, ceph, cells, conductor, consumer,
-                database, glance, image_service, inventory, notifications,
-                nova, rbd_store, registry, schedules, service_user):
+                database, desired_state, glance, image_service, inventory,
+                notifications, nova, rbd_store, registry, schedules,
+                service_user):
     _module.register_opts(CONF)

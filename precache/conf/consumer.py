@@ -29,17 +29,6 @@ opts: list[cfg.Opt] = [
                 default=['glance', 'nova'],
                 help='Exchanges to listen on: each service sends to its '
                      'own control_exchange.'),
-    cfg.StrOpt('image_property',
-               default='precache_aggregates',
-               help='Glance image property naming, comma-separated, the '
-                    'aggregates an image should be cached on when it '
-                    'becomes active or is updated. Keep it equal to what '
-                    'the conductor\'s reconcile reads.'),
-    cfg.StrOpt('image_tag_prefix',
-               default='precache:',
-               help='Glance image tags starting with this name an '
-                    'aggregate each (precache:gpu-hosts), as the property '
-                    'does. Empty: tags are ignored.'),
     cfg.IntOpt('conductor_timeout',
                default=60, min=1,
                help='Seconds to wait for a conductor to accept a job. '

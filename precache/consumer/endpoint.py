@@ -101,8 +101,8 @@ class NotificationEndpoint:
 
     def _image(self, message_id: str, event_type: str, payload: Any) -> None:
         event = events.parse_image(event_type, payload,
-                                   CONF.consumer.image_property,
-                                   CONF.consumer.image_tag_prefix)
+                                   CONF.desired_state.image_property,
+                                   CONF.desired_state.image_tag_prefix)
         if not event.aggregates:
             return
         if event.status != 'active':

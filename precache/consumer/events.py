@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from precache import exception
+from precache import exception, objects
 
 #: Glance: the image payload of ``format_image_notification``.
 IMAGE_EVENTS = ('image.activate', 'image.update')
@@ -57,21 +57,6 @@ def _text(event_type: str, value: Any, what: str) -> str:
     return str(value).strip()
 
 
-def aggregates_named(properties: dict[str, Any], tags: list[Any],
-                     image_property: str, tag_prefix: str
-                     ) -> tuple[str, ...]:
-    """Aggregates from the property (a comma list) and the tags that start
-    with ``tag_prefix``, in that order, each once."""
-    names: list[str] = []
-    value = properties.get(image_property)
-    if isinstance(value, str):
-        names.extend(value.split(','))
-    if tag_prefix:
-        names.extend(tag[len(tag_prefix):] for tag in tags
-                     if isinstance(tag, str) and tag.startswith(tag_prefix))
-    return tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
-
-
 def parse_image(event_type: str, payload: Any, image_property: str,
                 tag_prefix: str) -> ImageEvent:
     """Glance ``image.activate`` / ``image.update``."""
@@ -86,8 +71,8 @@ def parse_image(event_type: str, payload: Any, image_property: str,
     return ImageEvent(
         image_id=image_id, status=status if isinstance(status, str)
         else None,
-        aggregates=aggregates_named(properties, tags, image_property,
-                                    tag_prefix))
+        aggregates=objects.aggregates_named(properties, tags,
+                                            image_property, tag_prefix))
 
 
 def parse_aggregate(event_type: str, payload: Any) -> AggregateEvent:

@@ -33,6 +33,7 @@ def test_post_runs_over_rabbitmq_and_get_shows_every_host(noauth, world):
     first, second = world.add_image(), world.add_image(size=96 * 1024)
     accepted = _post(noauth, 11, first, second)
     assert accepted['state'] in ('pending', 'running')
+    assert accepted['options'] == {'source': 'api'}
     job = _wait(noauth, accepted['id'])
     assert job['state'] == 'done'
     assert job['hosts'] == 3

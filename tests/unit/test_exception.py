@@ -63,7 +63,7 @@ def test_every_class_formats_with_its_own_keys():
     for cls in _all_classes():
         keys = {'reason': 'r', 'image': 'i', 'option': 'o', 'source': 's',
                 'what': 'w', 'aggregate': 'a', 'job': 'j', 'service': 's',
-                'host': 'h'}
+                'host': 'h', 'event_type': 'e'}
         exc = cls(**keys)
         assert '%(' not in str(exc), cls
         assert not str(exc).startswith(cls._msg_fmt + ':'), cls

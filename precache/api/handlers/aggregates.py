@@ -40,7 +40,8 @@ def cache_images(req: util.Request, aggregate_id: str) -> webob.Response:
     aggregate = _aggregate_ref(aggregate_id)
     try:
         job = req.conductor.cache_images(req.rpc_context(), aggregate,
-                                         image_ids, caller=caller)
+                                         image_ids, {'source': 'api'},
+                                         caller=caller)
     except exception.ImageNotFound as exc:
         # NOTE: Nova's answer to an image that is missing or not visible.
         raise webob.exc.HTTPBadRequest(detail=exc.message) from None

@@ -100,6 +100,25 @@ def test_desired_images_from_metadata_and_property(cloud):
     assert desired.desired_images(aggregate, service) == [listed, tagged]
 
 
+def test_images_name_aggregates_as_the_consumer_reads_them(cloud, conf):
+    """A comma list in the property, or a tag per aggregate: the rule
+    precache-consumer applies to Glance's notifications."""
+    service = LocalImageService(cloud.catalog)
+    name = 'agg-%s' % uuid.uuid4().hex[:6]
+    in_list = cloud.add_image(precache_aggregates='other, %s ,edge' % name)
+    by_tag = cloud.add_image(tags=['precache:' + name, 'gold'])
+    cloud.add_image(precache_aggregates=name + '-x',
+                    tags=['precache:%s-x' % name, name])
+    aggregate = Aggregate(id='9', name=name, hosts=(), metadata={})
+    assert sorted(desired.desired_images(aggregate, service)) == sorted(
+        [in_list, by_tag])
+    # The names are configurable, for both readers at once.
+    conf.config(group='desired_state', image_property='rollout',
+                image_tag_prefix='')
+    renamed = cloud.add_image(rollout=name)
+    assert desired.desired_images(aggregate, service) == [renamed]
+
+
 def test_stale_pairs():
     now = datetime.datetime(2026, 1, 2, tzinfo=datetime.UTC)
 

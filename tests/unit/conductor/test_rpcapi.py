@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 
 import oslo_messaging as messaging
 import pytest
@@ -74,3 +75,48 @@ def test_conductor_api_round_trip(cloud):
     assert len(page) == 1
     # Newest first: nothing was accepted after this test's job.
     assert page[0].id == accepted.id
+
+
+class OldConductor:
+    """A conductor that speaks 1.2: what an upgrade finds still running."""
+
+    target = messaging.Target(version='1.2')
+
+    def cache_images(self, ctxt, aggregate, image_ids, options=None,
+                     caller=None):
+        return {'id': 'j-old', 'aggregate': aggregate,
+                'image_ids': image_ids, 'state': 'pending',
+                'options': options or {}}
+
+
+def test_new_options_are_sent_at_the_version_that_added_them(conf):
+    from precache import rpc
+
+    # NOTE: oslo.messaging's fake driver: the in-process memory broker
+    # shares queues by name, and the session's conductor listens on the
+    # same topic. Version negotiation is the dispatcher's, the same here.
+    conf.config(control_exchange='precache-old-%s' % uuid.uuid4().hex[:8])
+    transport = rpc.get_transport(conf.conf,
+                                  'fake:///old-%s' % uuid.uuid4().hex[:8])
+    server = rpc.get_server(transport, rpc.CONDUCTOR_TOPIC, 'old',
+                            [OldConductor()])
+    server.start()
+    try:
+        api = ConductorAPI(transport, timeout=10)
+        job = api.cache_images({}, 'agg', ['i'],
+                               {'max_concurrent_hosts': 2},
+                               caller={'project_id': 'p'})
+        assert job.id == 'j-old'
+        # An old conductor refuses what it cannot honour, instead of
+        # quietly ignoring a deadline or a host list.
+        for options in ({'dedupe': True}, {'hosts': ['h1']},
+                        {'window': 60}):
+            with pytest.raises(messaging.UnsupportedVersion,
+                               match='version 1.3'):
+                api.cache_images({}, 'agg', ['i'], options)
+        with pytest.raises(messaging.UnsupportedVersion, match='version 1.4'):
+            api.cache_images({}, 'agg', ['i'],
+                             caller={'project_id': 'p', 'auth_token': 't'})
+    finally:
+        server.stop()
+        server.wait()

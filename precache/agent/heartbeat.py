@@ -90,10 +90,17 @@ class Heartbeater:
                 'free_bytes': description.get('free_bytes'),
                 'cache_bytes': used, 'cache_images': images}
 
-    def beat(self) -> None:
-        """Send one heartbeat now; failures are logged, never raised."""
+    def beat(self, stopping: bool = False) -> None:
+        """Send one heartbeat now; failures are logged, never raised.
+
+        ``stopping``: the goodbye of a clean stop, so the conductor skips
+        this host at once instead of calling an agent that is gone.
+        """
+        report = self.report()
+        if stopping:
+            report['stopping'] = True
         try:
-            self.api.heartbeat(rpc.request_context(), self.report())
+            self.api.heartbeat(rpc.request_context(), report)
         except Exception as exc:  # noqa: BLE001 - next beat retries
             LOG.warning('Agent %(host)s: heartbeat failed: %(err)s',
                         {'host': self.host, 'err': exc})
@@ -114,3 +121,4 @@ class Heartbeater:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
+            self.beat(stopping=True)

@@ -56,10 +56,14 @@ class Registry:
         """Record an agent's report (the body of its heartbeat cast)."""
         record = AgentRecord.from_dict(
             {k: v for k, v in report.items()
-             if k not in ('first_seen', 'last_seen')})
-        before = self.store.heartbeat(record)
-        if before is None or self._is_down(AgentRecord(record.host,
-                                                       last_seen=before)):
+             if k not in ('first_seen', 'last_seen', 'stopped_at')})
+        stopping = bool(report.get('stopping'))
+        before = self.store.heartbeat(record, stopping=stopping)
+        if stopping:
+            LOG.info('Agent %s is stopping: its hosts are skipped until it '
+                     'is back', record.host)
+        elif before is None or self._is_down(AgentRecord(record.host,
+                                                         last_seen=before)):
             LOG.info('Agent %(host)s (cell %(cell)s, version %(v)s, '
                      'backends %(b)s) is up', {
                          'host': record.host, 'cell': record.cell,
@@ -93,6 +97,9 @@ class Registry:
         record = record or self.store.get(host)
         if record is None:
             return None
+        if record.stopped_at is not None:
+            return 'agent stopped (at %s)' % record.stopped_at.isoformat(
+                timespec='seconds')
         if self._is_down(record):
             return ('agent down (no heartbeat for %ds, agent_down_time '
                     '%ds)' % (self._silence(record),

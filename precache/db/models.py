@@ -102,6 +102,11 @@ class Agent(Base):
         UTCDateTime)
     last_seen: orm.Mapped[datetime.datetime] = orm.mapped_column(
         UTCDateTime)
+    #: Set by the goodbye of a cleanly stopping agent, cleared by its
+    #: next heartbeat: a stopped agent is skipped at once, not after
+    #: agent_down_time.
+    stopped_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
+        UTCDateTime)
 
     __table_args__ = (sa.Index('ix_agents_cell', 'cell'),)
 

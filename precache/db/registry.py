@@ -32,13 +32,14 @@ class AgentRecord:
     cache_images: int | None = None
     first_seen: datetime.datetime | None = None
     last_seen: datetime.datetime | None = None
+    stopped_at: datetime.datetime | None = None
 
     FIELDS = ('cell', 'version', 'rpc_version', 'backends', 'stores',
               'free_bytes', 'cache_bytes', 'cache_images')
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        for key in ('first_seen', 'last_seen'):
+        for key in ('first_seen', 'last_seen', 'stopped_at'):
             data[key] = data[key].isoformat() if data[key] else None
         return data
 
@@ -46,7 +47,7 @@ class AgentRecord:
     def from_dict(cls, data: dict[str, Any]) -> AgentRecord:
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
-        for key in ('first_seen', 'last_seen'):
+        for key in ('first_seen', 'last_seen', 'stopped_at'):
             if isinstance(values.get(key), str):
                 values[key] = datetime.datetime.fromisoformat(values[key])
         return cls(**values)
@@ -58,7 +59,8 @@ def _record(row: models.Agent) -> AgentRecord:
         rpc_version=row.rpc_version, backends=list(row.backends or []),
         stores=list(row.stores or []), free_bytes=row.free_bytes,
         cache_bytes=row.cache_bytes, cache_images=row.cache_images,
-        first_seen=row.first_seen, last_seen=row.last_seen)
+        first_seen=row.first_seen, last_seen=row.last_seen,
+        stopped_at=row.stopped_at)
 
 
 class RegistryStore:
@@ -69,9 +71,10 @@ class RegistryStore:
         self._readers = db_api.reader(engine)
 
     def heartbeat(self, record: AgentRecord,
-                  now: datetime.datetime | None = None
-                  ) -> datetime.datetime | None:
-        """Insert or update the host's row with ``record``, seen ``now``.
+                  now: datetime.datetime | None = None,
+                  stopping: bool = False) -> datetime.datetime | None:
+        """Insert or update the host's row with ``record``, seen ``now``;
+        ``stopping``: the agent's goodbye.
 
         :returns: when the host was seen before, None if never.
         """
@@ -86,6 +89,7 @@ class RegistryStore:
             for key in AgentRecord.FIELDS:
                 setattr(row, key, getattr(record, key))
             row.last_seen = now
+            row.stopped_at = now if stopping else None
             return before
 
     def get(self, host: str) -> AgentRecord | None:

@@ -162,19 +162,26 @@ def test_agent_down_after_silence_then_back(conf, tmp_path, vhosts):
     conf.config(group='conductor', agent_ping_timeout=3,
                 call_monitor_timeout=5)
     url = vhosts()
-    site = Site(str(tmp_path), {'c1': ['r-h1', 'r-h2', 'r-old']},
-                ['r-h1', 'r-h2', 'r-old'])
+    hosts = ['r-h1', 'r-h2', 'r-old', 'r-silent']
+    site = Site(str(tmp_path), {'c1': hosts}, hosts)
     conductor = site.conductor(url)
     conductor.start()
     try:
         for host in ('r-h1', 'r-h2'):
             site.agent(url, host, 'c1', SlowBackend('c1', 0))
-        # an agent of an RPC version this conductor cannot use
-        RegistryAPI(rpc.get_transport(CONF, url)).heartbeat(
-            {}, {'host': 'r-old', 'cell': 'c1', 'rpc_version': '0.9',
-                 'backends': ['file'], 'stores': []})
+        registry = RegistryAPI(rpc.get_transport(CONF, url))
         api = ConductorAPI(rpc.get_transport(CONF, url), timeout=15)
-        agents = wait_for(lambda: len(agents_by_host(api)) == 3
+        # an agent heard once, then silent: a host that died
+        registry.heartbeat({}, {'host': 'r-silent', 'cell': 'c1',
+                                'rpc_version': '1.0', 'backends': ['file'],
+                                'stores': []})
+        wait_for(lambda: agents_by_host(api).get('r-silent', {}).get(
+            'state') == 'down')
+        # an agent of an RPC version this conductor cannot use
+        registry.heartbeat({}, {'host': 'r-old', 'cell': 'c1',
+                                'rpc_version': '0.9', 'backends': ['file'],
+                                'stores': []})
+        agents = wait_for(lambda: len(agents_by_host(api)) == 4
                           and agents_by_host(api))
         assert agents['r-h1']['state'] == 'up'
         assert agents['r-h1']['cell'] == 'c1'
@@ -187,16 +194,20 @@ def test_agent_down_after_silence_then_back(conf, tmp_path, vhosts):
         assert states(job)['r-h2'] == ('cached', None)
         assert states(job)['r-old'][0] == 'skipped'
         assert states(job)['r-old'][1].startswith('agent too old')
+        state, reason = states(job)['r-silent']
+        assert state == 'skipped' and reason.startswith('agent down')
 
+        # A clean stop says goodbye: skipped at once, not after
+        # agent_down_time, and never called.
         stop_all([site.agents.pop('r-h2')])
-        wait_for(lambda: agents_by_host(api)['r-h2']['state'] == 'down')
+        wait_for(lambda: agents_by_host(api)['r-h2']['state'] == 'stopped')
         assert agents_by_host(api)['r-h1']['state'] == 'up'
         assert agents_by_host(api)['r-h1']['cache_images'] == 1
         started = time.monotonic()
         job = run_job(api, site.image_id)
         assert states(job)['r-h1'] == ('existing', None)
         state, reason = states(job)['r-h2']
-        assert state == 'skipped' and reason.startswith('agent down')
+        assert state == 'skipped' and reason.startswith('agent stopped (at ')
         # skipped from the registry: no ping waited for
         assert time.monotonic() - started < 3
 
@@ -212,8 +223,10 @@ def test_agent_down_after_silence_then_back(conf, tmp_path, vhosts):
         assert listing.returncode == 0, listing.stderr
         lines = listing.stdout.splitlines()
         assert lines[0].split()[:3] == ['HOST', 'CELL', 'STATE']
-        assert {line.split()[0]: line.split()[2] for line in lines[1:]} \
-            == {'r-h1': 'up', 'r-h2': 'up', 'r-old': 'down'}  # silent now
+        listed = {line.split()[0]: line.split()[2] for line in lines[1:]}
+        assert sorted(listed) == ['r-h1', 'r-h2', 'r-old', 'r-silent']
+        assert (listed['r-h1'], listed['r-h2'], listed['r-silent']) == (
+            'up', 'up', 'down')
     finally:
         stop_all([conductor, *site.agents.values()])
 

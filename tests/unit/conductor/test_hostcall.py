@@ -145,3 +145,14 @@ def test_registry_status(tmp_path, conf):
     assert not registry.status('down').heard_recently
     assert registry.status('old').skip_reason == (
         'agent too old (RPC version 0.9, needs 1.0)')
+
+    # A clean stop's goodbye: skipped at once; the next heartbeat clears it.
+    registry.heartbeat({'host': 'fresh', 'rpc_version': '1.0',
+                        'stopping': True})
+    gone = registry.status('fresh')
+    assert gone.skip_reason.startswith('agent stopped (at ')
+    assert not gone.heard_recently
+    assert [a['state'] for a in registry.list()
+            if a['host'] == 'fresh'] == ['stopped']
+    registry.heartbeat({'host': 'fresh', 'rpc_version': '1.0'})
+    assert registry.status('fresh') == AgentStatus(heard_recently=True)

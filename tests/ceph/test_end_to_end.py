@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -22,10 +21,8 @@ from precache.conductor.rpcapi import ConductorAPI
 from precache.conf import CONF
 from tests.ceph.helpers import MiB, sha512_file
 from tests.functional.harness import (
-    HOST,
-    PORT,
     Cluster,
-    rabbitmqctl,
+    private_vhost,
     results_by_host,
     script,
     write_conf,
@@ -37,14 +34,8 @@ pytestmark = pytest.mark.rabbit
 
 @pytest.fixture(scope='module')
 def transport_url() -> Iterator[str]:
-    vhost = 'precache-ceph-%s' % uuid.uuid4().hex[:12]
-    rabbitmqctl('add_vhost', vhost)
-    try:
-        rabbitmqctl('set_permissions', '-p', vhost, 'guest', '.*', '.*',
-                    '.*')
-        yield 'rabbit://guest:guest@%s:%d/%s' % (HOST, PORT, vhost)
-    finally:
-        rabbitmqctl('delete_vhost', vhost)
+    with private_vhost('precache-ceph') as url:
+        yield url
 
 
 @pytest.fixture(scope='module')

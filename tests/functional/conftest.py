@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,10 +19,8 @@ from precache import rpc
 from precache.conductor.rpcapi import ConductorAPI
 from precache.conf import CONF
 from tests.functional.harness import (
-    HOST,
-    PORT,
     Cluster,
-    rabbitmqctl,
+    private_vhost,
     script,
     write_conf,
 )
@@ -46,14 +43,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator:
 @pytest.fixture(scope='session')
 def transport_url() -> Iterator[str]:
     """A vhost of its own for this test session, deleted at the end."""
-    vhost = 'precache-functional-%s' % uuid.uuid4().hex[:12]
-    rabbitmqctl('add_vhost', vhost)
-    try:
-        rabbitmqctl('set_permissions', '-p', vhost, 'guest', '.*', '.*',
-                    '.*')
-        yield 'rabbit://guest:guest@%s:%d/%s' % (HOST, PORT, vhost)
-    finally:
-        rabbitmqctl('delete_vhost', vhost)
+    with private_vhost('precache-functional') as url:
+        yield url
 
 
 @pytest.fixture(scope='session')

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -71,6 +72,19 @@ def rabbitmqctl(*args: str) -> str:
                     '%s:%d?): %s' % (' '.join(args), HOST, PORT,
                                      (done.stderr or done.stdout).strip()))
     return done.stdout
+
+
+@contextlib.contextmanager
+def private_vhost(prefix: str) -> Iterator[str]:
+    """A RabbitMQ vhost of its own (its transport URL), deleted after."""
+    vhost = '%s-%s' % (prefix, uuid.uuid4().hex[:12])
+    rabbitmqctl('add_vhost', vhost)
+    try:
+        rabbitmqctl('set_permissions', '-p', vhost, 'guest', '.*', '.*',
+                    '.*')
+        yield 'rabbit://guest:guest@%s:%d/%s' % (HOST, PORT, vhost)
+    finally:
+        rabbitmqctl('delete_vhost', vhost)
 
 
 def write_conf(path: str, sections: dict[str, dict[str, Any]]) -> str:

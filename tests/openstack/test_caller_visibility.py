@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,7 +30,10 @@ from precache.conf import CONF
 from precache.db import migration
 from precache.db.api import JobStore
 from tests.api import keystone as keystone_mod
-from tests.functional.harness import HOST, PORT, rabbitmqctl, script
+from tests.functional.harness import (
+    private_vhost,
+    script,
+)
 from tests.openstack.conftest import Identities
 from tests.openstack.glance_server import GlanceServer, Images, free_port
 from tests.openstack.proxy import FlakyProxy
@@ -146,14 +148,8 @@ def test_caller_without_token_gets_glances_rule_applied_here(owned,
 
 @pytest.fixture(scope='module')
 def transport_url() -> Iterator[str]:
-    vhost = 'precache-visibility-%s' % uuid.uuid4().hex[:10]
-    rabbitmqctl('add_vhost', vhost)
-    try:
-        rabbitmqctl('set_permissions', '-p', vhost, 'guest', '.*', '.*',
-                    '.*')
-        yield 'rabbit://guest:guest@%s:%d/%s' % (HOST, PORT, vhost)
-    finally:
-        rabbitmqctl('delete_vhost', vhost)
+    with private_vhost('precache-visibility') as url:
+        yield url
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ from precache.conductor.inventory import Inventory
 from precache.conductor.registry import AgentStatus
 from precache.conf import CONF
 from precache.db.api import JobStore
-from precache.db.batch import GroupCommit
 
 LOG = logging.getLogger(__name__)
 
@@ -125,10 +124,7 @@ class JobRunner:
         self._stop = threading.Event()
         self._pool = futures.ThreadPoolExecutor(
             CONF.conductor.max_concurrent_jobs, thread_name_prefix='job')
-        # NOTE: hosts of a wave end together; their writes share
-        # transactions (db/batch.py).
-        self._claim = GroupCommit(store.claim_many)
-        self._record_batch = GroupCommit(store.record_many)
+        self._record_lock = threading.Lock()
         # NOTE: one stop event per running job, set by a cancel arriving
         # at this conductor or by stop(); dict operations are atomic.
         self._job_stops: dict[str, threading.Event] = {}
@@ -348,7 +344,8 @@ class JobRunner:
 
     def _record(self, job_id: str,
                 results: list[objects.HostImageResult]) -> None:
-        self._record_batch((job_id, results))
+        with self._record_lock:
+            self.store.record_results(job_id, results)
         # NOTE: outside the lock: it only queues (notifications.py).
         self.notifier.host_done(job_id, results)
 
@@ -363,7 +360,7 @@ class JobRunner:
             # is not claimed, so run() skips it with the others left.
             self.store.skip_hosts(job.id, [host], windows.WINDOW_CLOSED)
             return
-        if not self._claim((job.id, host)):
+        if not self.store.claim_host(job.id, host):
             # NOTE: a cancel skipped this host's rows before it started;
             # stop taking the job's other hosts too.
             stop = self._job_stops.get(job.id)

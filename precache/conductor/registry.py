@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
-import time
 from typing import Any
 
 from precache import objects
@@ -51,31 +49,8 @@ class AgentStatus:
 
 
 class Registry:
-    #: Seconds a snapshot of the registry answers status() for.
-    SNAPSHOT_SECONDS = 2.0
-
     def __init__(self, store: RegistryStore) -> None:
         self.store = store
-        self._snapshot: dict[str, AgentRecord] = {}
-        self._snapshot_at = -float('inf')
-        self._snapshot_lock = threading.Lock()
-
-    def _record(self, host: str) -> AgentRecord | None:
-        """``host``'s record from a snapshot at most SNAPSHOT_SECONDS old.
-
-        A fan-out asks once per host, dozens of times a second: one query
-        of every agent now and then costs far less than one each.
-        Heartbeats this conductor receives update it at once; those sent
-        to another conductor appear with the next refresh. A stale answer
-        errs on the safe side (an agent heard since looks silent longer,
-        so it gets a ping), except for a goodbye or a comeback received by
-        another conductor in the last seconds.
-        """
-        with self._snapshot_lock:
-            if time.monotonic() - self._snapshot_at > self.SNAPSHOT_SECONDS:
-                self._snapshot = {r.host: r for r in self.store.list()}
-                self._snapshot_at = time.monotonic()
-            return self._snapshot.get(host)
 
     def heartbeat(self, report: dict[str, Any]) -> None:
         """Record an agent's report (the body of its heartbeat cast)."""
@@ -83,17 +58,7 @@ class Registry:
             {k: v for k, v in report.items()
              if k not in ('first_seen', 'last_seen', 'stopped_at')})
         stopping = bool(report.get('stopping'))
-        now = objects.utcnow()
-        before = self.store.heartbeat(record, now=now, stopping=stopping)
-        record.last_seen = now
-        record.stopped_at = now if stopping else None
-        with self._snapshot_lock:
-            # NOTE: what this conductor hears is in its snapshot at once;
-            # other conductors' heartbeats with the next refresh.
-            if host_known := record.host in self._snapshot:
-                record.first_seen = self._snapshot[record.host].first_seen
-            if host_known or self._snapshot:
-                self._snapshot[record.host] = record
+        before = self.store.heartbeat(record, stopping=stopping)
         if stopping:
             LOG.info('Agent %s is stopping: its hosts are skipped until it '
                      'is back', record.host)
@@ -116,7 +81,7 @@ class Registry:
 
     def status(self, host: str) -> AgentStatus:
         """Whether to call ``host``, and whether its agent needs a ping."""
-        record = self._record(host)
+        record = self.store.get(host)
         if record is None:
             return AgentStatus()
         reason = self.skip_reason(host, record)

@@ -380,15 +380,8 @@ class JobStore:
     def record_results(self, job_id: str,
                        results: Iterable[objects.HostImageResult]) -> None:
         """Overwrite the rows of these (host, image) pairs of a job."""
-        self.record_many([(job_id, list(results))])
-
-    def record_many(self, batch: list[tuple[str, list[
-            objects.HostImageResult]]]) -> list[None]:
-        """:meth:`record_results` of several hosts, one transaction."""
         with self._session() as session:
-            for job_id, result in ((job_id, result)
-                                   for job_id, results in batch
-                                   for result in results):
+            for result in results:
                 session.execute(
                     sa.update(models.HostResult)
                     .where(models.HostResult.job_id == job_id,
@@ -401,7 +394,6 @@ class JobStore:
                             reason=result.reason,
                             started_at=result.started_at,
                             finished_at=result.finished_at))
-        return [None] * len(batch)
 
     def set_host_state(self, job_id: str, host: str,
                        state: objects.HostImageState,
@@ -441,24 +433,17 @@ class JobStore:
         Rows left ``running`` by a conductor that died are claimed again
         when the job resumes.
         """
-        return self.claim_many([(job_id, host)])[0]
-
-    def claim_many(self, claims: list[tuple[str, str]]) -> list[bool]:
-        """:meth:`claim_host` of several (job, host), one transaction."""
-        claimed = []
         with self._session() as session:
-            for job_id, host in claims:
-                result: sa.CursorResult = session.execute(  # type: ignore
-                    sa.update(models.HostResult)
-                    .where(models.HostResult.job_id == job_id,
-                           models.HostResult.host == host,
-                           models.HostResult.state.in_(
-                               [objects.HostImageState.PENDING.value,
-                                objects.HostImageState.RUNNING.value]))
-                    .values(state=objects.HostImageState.RUNNING.value,
-                            reason=None))
-                claimed.append(result.rowcount > 0)
-        return claimed
+            result: sa.CursorResult = session.execute(  # type: ignore
+                sa.update(models.HostResult)
+                .where(models.HostResult.job_id == job_id,
+                       models.HostResult.host == host,
+                       models.HostResult.state.in_(
+                           [objects.HostImageState.PENDING.value,
+                            objects.HostImageState.RUNNING.value]))
+                .values(state=objects.HostImageState.RUNNING.value,
+                        reason=None))
+            return result.rowcount > 0
 
     def resident_images(self, hosts: list[str]
                         ) -> list[tuple[str, objects.HostImageResult]]:

@@ -15,7 +15,6 @@ import sqlalchemy as sa
 from precache import objects
 from precache.db import api as db_api
 from precache.db import models
-from precache.db.batch import GroupCommit
 
 
 @dataclasses.dataclass
@@ -70,9 +69,6 @@ class RegistryStore:
     def __init__(self, engine: sa.Engine) -> None:
         self._sessions = db_api.Writer(engine)
         self._readers = db_api.reader(engine)
-        # NOTE: thousands of agents beat every interval; those arriving
-        # together share a transaction (db/batch.py).
-        self._beats = GroupCommit(self._heartbeat_many)
 
     def heartbeat(self, record: AgentRecord,
                   now: datetime.datetime | None = None,
@@ -82,30 +78,19 @@ class RegistryStore:
 
         :returns: when the host was seen before, None if never.
         """
-        return self._beats((record, now or objects.utcnow(), stopping))
-
-    def _heartbeat_many(self, beats: list[tuple[
-            AgentRecord, datetime.datetime, bool]]
-                        ) -> list[datetime.datetime | None]:
-        befores: list[datetime.datetime | None] = []
+        now = now or objects.utcnow()
         with self._sessions.begin() as session:
-            for record, now, stopping in beats:
-                row = session.get(models.Agent, record.host,
-                                  with_for_update=True)
-                new = row is None
-                if row is None:
-                    row = models.Agent(host=record.host, first_seen=now)
-                    session.add(row)
-                befores.append(None if new else row.last_seen)
-                for key in AgentRecord.FIELDS:
-                    setattr(row, key, getattr(record, key))
-                row.last_seen = now
-                row.stopped_at = now if stopping else None
-                if new:
-                    # NOTE: a second beat of this host in the same batch
-                    # must find the row.
-                    session.flush()
-        return befores
+            row = session.get(models.Agent, record.host,
+                              with_for_update=True)
+            if row is None:
+                row = models.Agent(host=record.host, first_seen=now)
+                session.add(row)
+            before = row.last_seen
+            for key in AgentRecord.FIELDS:
+                setattr(row, key, getattr(record, key))
+            row.last_seen = now
+            row.stopped_at = now if stopping else None
+            return before
 
     def get(self, host: str) -> AgentRecord | None:
         with self._readers.begin() as session:

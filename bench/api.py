@@ -183,11 +183,16 @@ def load(port: int, method: str, path: str, body: bytes | None,
 def bench_server(name: str, port: int, process: subprocess.Popen[bytes],
                  clients: int, seconds: float) -> dict[str, dict[str, Any]]:
     wait_ready(port, process)
-    # NOTE: the first call also waits for the conductor to be consuming.
-    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=120)
-    status, data, _ = _one(conn, 'POST', '/os-aggregates/bench-one/images',
-                           BODY)
-    conn.close()
+    # NOTE: a call sent before the conductor consumes its queue is lost
+    # (503 after the API's rpc_timeout): retry until one is accepted.
+    deadline = time.monotonic() + 180
+    while True:
+        conn = http.client.HTTPConnection('127.0.0.1', port, timeout=120)
+        status, data, _ = _one(conn, 'POST',
+                               '/os-aggregates/bench-one/images', BODY)
+        conn.close()
+        if status != 503 or time.monotonic() > deadline:
+            break
     assert status == 202, (status, data)
     job_id = json.loads(data)['job']['id']
     results = {

@@ -79,7 +79,10 @@ def test_rbd_image_on_three_hosts(world: Cluster, ceph) -> None:
         agent.rewrite_config('ceph', conf_file=ceph.conf)
         agent.rewrite_config('rbd_store', pool='vms')
         agents[short] = agent.start()
-    world.make_conductor().start()
+    # NOTE: the first I/O on a cluster started seconds ago, under the
+    # whole suite on 2 cores, once went 10 s (the harness's monitor
+    # timeout, meant to catch dead agents fast) without a heartbeat.
+    world.make_conductor(call_monitor_timeout=30).start()
     for service in world.services:
         service.wait_ready()
 

@@ -149,3 +149,14 @@ def cloud(tmp_path_factory) -> Iterator[Cloud]:
     finally:
         cloud.stop()
         rpc.cleanup()
+
+
+@pytest.fixture
+def own_store(tmp_path) -> Iterator[JobStore]:
+    """A job store of the test's own (SQLite, migrated): for runners that
+    must not share the session cloud's."""
+    url = 'sqlite:///%s' % (tmp_path / 'own.sqlite')
+    migration.upgrade(url)
+    store = JobStore(url)
+    yield store
+    store.close()

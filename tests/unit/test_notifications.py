@@ -12,7 +12,6 @@ import uuid
 from typing import Any
 
 import oslo_messaging as messaging
-import pytest
 
 from precache import notifications, objects, rpc
 from precache.agent.rpcapi import AgentAPI
@@ -20,8 +19,6 @@ from precache.clients.images import LocalImageService
 from precache.conductor import jobs
 from precache.conductor.inventory import Aggregate, StaticInventory
 from precache.conf import CONF
-from precache.db import migration
-from precache.db.api import JobStore
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(__file__)),
                        'functional', 'samples')
@@ -272,15 +269,6 @@ def test_bus_driver_sends_messagingv2_on_the_topics(conf):
 
 
 # -- the events of real jobs -------------------------------------------------
-
-@pytest.fixture
-def own_store(tmp_path):
-    url = 'sqlite:///%s' % (tmp_path / 'runner.sqlite')
-    migration.upgrade(url)
-    store = JobStore(url)
-    yield store
-    store.close()
-
 
 def _runner(cloud, store, sent) -> jobs.JobRunner:
     agent_api = AgentAPI(cloud.transport)

@@ -16,6 +16,7 @@ from precache.conductor import desired, jobs
 from precache.conductor.inventory import Aggregate, StaticInventory
 from precache.db import migration
 from precache.db.api import JobStore
+from tests.unit.clock import Clock
 from tests.unit.conftest import CELLS
 
 State = objects.HostImageState
@@ -137,14 +138,6 @@ def test_stale_pairs():
 
 
 # -- reconcile with a runner of its own ---------------------------------------
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = objects.utcnow()
-
-    def __call__(self) -> datetime.datetime:
-        return self.now
-
 
 @pytest.fixture
 def world(cloud, tmp_path):

@@ -291,15 +291,6 @@ def _runner(cloud, store, agents) -> jobs.JobRunner:
                           'u-runner')
 
 
-@pytest.fixture
-def own_store(tmp_path):
-    url = 'sqlite:///%s' % (tmp_path / 'runner.sqlite')
-    migration.upgrade(url)
-    store = JobStore(url)
-    yield store
-    store.close()
-
-
 def test_host_failing_outside_its_call_is_an_error(cloud, own_store):
     agent_api = AgentAPI(cloud.transport)
 

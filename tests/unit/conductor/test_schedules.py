@@ -17,6 +17,7 @@ from precache.conf import schedules as schedules_conf
 from precache.db import migration
 from precache.db.api import JobStore
 from precache.db.schedules import ScheduleStore
+from tests.unit.clock import Clock
 
 JobState = objects.JobState
 
@@ -24,14 +25,6 @@ JobState = objects.JobState
 def local(*args: int) -> datetime.datetime:
     """A local wall-clock time, as cron expressions mean it."""
     return datetime.datetime(*args).astimezone()
-
-
-class Clock:
-    def __init__(self, now: datetime.datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime.datetime:
-        return self.now
 
 
 @pytest.fixture

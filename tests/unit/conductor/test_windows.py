@@ -13,8 +13,7 @@ from precache.agent.rpcapi import AgentAPI
 from precache.clients.images import LocalImageService
 from precache.conductor import jobs, windows
 from precache.conductor.inventory import StaticInventory
-from precache.db import migration
-from precache.db.api import JobStore
+from tests.unit.clock import Clock
 
 State = objects.HostImageState
 JobState = objects.JobState
@@ -108,23 +107,6 @@ def test_call_timeout_is_bounded_by_deadline_and_grace(conf):
 
 
 # -- a job whose window closes while it runs ---------------------------------
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = objects.utcnow()
-
-    def __call__(self) -> datetime.datetime:
-        return self.now
-
-
-@pytest.fixture
-def own_store(tmp_path):
-    url = 'sqlite:///%s' % (tmp_path / 'windows.sqlite')
-    migration.upgrade(url)
-    store = JobStore(url)
-    yield store
-    store.close()
-
 
 def _runner(cloud, store, agents, clock) -> jobs.JobRunner:
     return jobs.JobRunner(store, StaticInventory(cloud.inventory),

@@ -229,8 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help='aggregate id, uuid or name')
     run.add_argument('--image', action='append', required=True,
                      help='image id (repeatable)')
-    run.add_argument('--max-concurrent-hosts', type=_positive)
-    run.add_argument('--max-concurrent-hosts-per-cell', type=_positive)
+    run.add_argument('--max-concurrent-hosts', type=_positive,
+                     help='hosts at once for this job; only lowers the '
+                          "conductor's [conductor] max_concurrent_hosts")
+    run.add_argument('--max-concurrent-hosts-per-cell', type=_positive,
+                     help='hosts of one cell at once for this job')
     limit = run.add_mutually_exclusive_group()
     limit.add_argument('--window', type=_window,
                        help='maintenance window from now: seconds, or like '
@@ -246,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--wait', action='store_true',
                      help='wait for the job and exit 0 only if every host '
                           'has every image')
-    run.add_argument('--json', action='store_true')
+    run.add_argument('--json', action='store_true',
+                     help='print the job as JSON instead of a table or a '
+                          'summary line')
     run.set_defaults(func=cache)
 
     again = commands.add_parser(

@@ -17,7 +17,7 @@ from sqlalchemy import orm
 
 from precache import objects
 from precache.db import models
-from precache.db.api import serialize
+from precache.db.api import Writer, reader, serialize
 
 #: A claim whose job was never recorded (its conductor died while
 #: creating it) stops blocking the schedule after this long.
@@ -42,10 +42,11 @@ class ScheduleRecord:
 
 class ScheduleStore:
     def __init__(self, engine: sa.Engine) -> None:
-        self._sessions = orm.sessionmaker(engine, expire_on_commit=False)
+        self._sessions = Writer(engine)
+        self._readers = reader(engine)
 
     def get(self, name: str) -> ScheduleRecord | None:
-        with self._sessions.begin() as session:
+        with self._readers.begin() as session:
             row = session.get(models.ScheduleRun, name)
             return None if row is None else ScheduleRecord(
                 name=row.name, occurrence=row.occurrence, job_id=row.job_id,

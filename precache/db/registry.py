@@ -97,14 +97,6 @@ class RegistryStore:
             row = session.get(models.Agent, host)
             return _record(row) if row is not None else None
 
-    def get_many(self, hosts: list[str]) -> dict[str, AgentRecord]:
-        if not hosts:
-            return {}
-        with self._readers.begin() as session:
-            rows = session.scalars(sa.select(models.Agent).where(
-                models.Agent.host.in_(hosts)))
-            return {row.host: _record(row) for row in rows}
-
     def list(self, cell: str | None = None) -> list[AgentRecord]:
         query = sa.select(models.Agent).order_by(models.Agent.cell,
                                                  models.Agent.host)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
-import threading
 from collections.abc import Callable
 from concurrent import futures
 from typing import Any, NoReturn
@@ -19,6 +19,8 @@ LOG = logging.getLogger(__name__)
 
 EXIT_BAD_REQUEST = 2
 EXIT_UNAVAILABLE = 3
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def fatal(message: str, code: int = 1) -> NoReturn:
@@ -55,12 +57,28 @@ def guarded(main: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def wait_for_signal() -> None:
-    """Block until SIGTERM or SIGINT."""
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    while not stop.wait(3600):
-        pass
+    """Block the main thread until SIGTERM or SIGINT.
+
+    The kernel may deliver a signal to any thread. Python runs its handler
+    only in the main thread, and a main thread blocked on a lock (an
+    ``Event.wait``) is not woken for a signal another thread received:
+    the service would ignore that SIGTERM. The wake-up fd is written by
+    whichever thread gets the signal, so blocking on it always returns.
+    """
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    for signum in STOP_SIGNALS:
+        # NOTE: left in place: a second signal during the graceful stop
+        # that follows is ignored, as before.
+        signal.signal(signum, lambda *_: None)
+    old_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    try:
+        while not set(os.read(read_end, 64)) & set(STOP_SIGNALS):
+            pass
+    finally:
+        signal.set_wakeup_fd(old_fd)
+        os.close(read_end)
+        os.close(write_end)
 
 
 def stop_all(services: list[Any]) -> None:

@@ -353,16 +353,18 @@ class JobNotifier:
                         exc_info=True)
 
     def job_started(self, job: objects.Job,
-                    lookup: Callable[[], Any] | None = None) -> None:
-        """``job`` as read before it went running (with its rows).
+                    lookup: Callable[[], Any] | None = None,
+                    resumed: bool | None = None) -> None:
+        """``job`` with its rows, as it starts.
 
         ``lookup()`` returns the inventory's aggregate (for Nova's id,
         uuid and metadata); it runs on the sender thread. A resumed job
-        (it was already running) sends ``precache.job.start`` with
-        ``resumed`` set, not Nova's start again, and no progress for the
-        hosts it had finished.
+        (it was already running: by default, ``job`` says so) sends
+        ``precache.job.start`` with ``resumed`` set, not Nova's start
+        again, and no progress for the hosts it had finished.
         """
-        resumed = job.state is objects.JobState.RUNNING
+        if resumed is None:
+            resumed = job.state is objects.JobState.RUNNING
 
         def build() -> Events:
             events = self._state(job, lookup)

@@ -24,6 +24,7 @@ from precache.clients.images import ImageService
 from precache.conductor import fanout, hostcall, windows
 from precache.conductor.hostcall import HostCaller
 from precache.conductor.inventory import Inventory
+from precache.conductor.recorder import Recorder
 from precache.conductor.registry import AgentStatus
 from precache.conf import CONF
 from precache.db.api import JobStore
@@ -124,11 +125,16 @@ class JobRunner:
         self._stop = threading.Event()
         self._pool = futures.ThreadPoolExecutor(
             CONF.conductor.max_concurrent_jobs, thread_name_prefix='job')
-        self._record_lock = threading.Lock()
         # NOTE: one stop event per running job, set by a cancel arriving
         # at this conductor or by stop(); dict operations are atomic.
         self._job_stops: dict[str, threading.Event] = {}
         self.notifier = notifications.JobNotifier.from_conf(conductor_host)
+        self.recorder = Recorder(store, self.notifier, self._claim_lost)
+        # NOTE: a cancel and the start of a host exclude each other here:
+        # a host either starts (its claim queued before the cancel writes)
+        # or is left for the cancel to skip.
+        self._start_lock = threading.Lock()
+        self._cancelling: set[str] = set()
 
     # -- accept -----------------------------------------------------------
 
@@ -180,17 +186,44 @@ class JobRunner:
 
         :raises: JobNotFound; Conflict when the job is already final.
         """
-        job = self.store.cancel_job(job_id, CANCEL_REASON)
-        stop = self._job_stops.get(job_id)
+        with self._start_lock:
+            stop = self._job_stops.get(job_id)
+            if stop is None:
+                # NOTE: not running here, and run() cannot start it
+                # meanwhile: it turns a job running under this lock.
+                job = self.store.cancel_job(job_id, CANCEL_REASON)
+            else:
+                self._cancelling.add(job_id)
         if stop is not None:
             stop.set()
             self.limiter.wake()
+            # NOTE: the claims of the hosts it started are written
+            # before the cancel skips every host that has not started.
+            self.recorder.sync(job_id)
+            job = self.store.cancel_job(job_id, CANCEL_REASON)
         LOG.info('Job %(job)s: cancel requested; %(running)d host image(s) '
                  'in flight finish, %(skipped)d skipped; now %(state)s',
                  {'job': job_id, 'running': job.counts.get('running', 0),
                   'skipped': job.counts.get('skipped', 0),
                   'state': job.state.value})
         return job
+
+    def _stop_starting(self, job_id: str) -> None:
+        """Start no more hosts of a job this conductor runs (if it does)."""
+        with self._start_lock:
+            stop = self._job_stops.get(job_id)
+            if stop is None:
+                return
+            self._cancelling.add(job_id)
+        stop.set()
+        self.limiter.wake()
+
+    def _claim_lost(self, job_id: str, host: str) -> None:
+        """A cancel made elsewhere skipped a host as its call started."""
+        LOG.info('Job %(job)s: cancelled elsewhere as host %(host)s '
+                 'started; its call finishes, no other host starts',
+                 {'job': job_id, 'host': host})
+        self._stop_starting(job_id)
 
     def resident_images(self, aggregate_ref: str) -> dict[str, Any]:
         """Which images each host of an aggregate holds, as last reported.
@@ -233,6 +266,7 @@ class JobRunner:
             stop.set()
         self.limiter.wake()
         self._pool.shutdown(wait=True)
+        self.recorder.stop()
         self.notifier.stop()
 
     # -- run --------------------------------------------------------------
@@ -255,42 +289,30 @@ class JobRunner:
         self.notifier.job_ended(self.store.get_job(job_id), 0.0)
 
     def run(self, job_id: str) -> None:
-        job = self.store.get_job(job_id)
-        if job.state.is_final:
-            return
         start = time.monotonic()
-        if not self.store.set_job_state(
-                job_id, objects.JobState.RUNNING,
-                only_from=(objects.JobState.PENDING,
-                           objects.JobState.RUNNING)):
-            return  # cancelled while it waited
-        self.notifier.job_started(
-            job, lambda: self.inventory.get_aggregate(job.aggregate))
-        images = self.store.get_images(job_id)
-        todo: dict[str, str | None] = {}
-        for result in job.results or []:
-            if not result.state.is_final:
-                todo.setdefault(result.host, result.cell)
-        slots = fanout.JobSlots(
-            max_hosts=job.options.get('max_concurrent_hosts'),
-            max_hosts_per_cell=job.options.get(
-                'max_concurrent_hosts_per_cell'))
-        stop = self._job_stops.setdefault(job_id, threading.Event())
-        if self._stop.is_set():
-            stop.set()
-        window = windows.Window(windows.deadline_of(job.options), self.clock)
+        with self._start_lock:
+            # NOTE: running and registered at once: a cancel finds either
+            # a job not started or its runner (cancel()).
+            resumed = self.store.get_job(job_id, with_results=False).state \
+                is objects.JobState.RUNNING
+            if not self.store.set_job_state(
+                    job_id, objects.JobState.RUNNING,
+                    only_from=(objects.JobState.PENDING,
+                               objects.JobState.RUNNING)):
+                return  # cancelled while it waited
+            stop = self._job_stops.setdefault(job_id, threading.Event())
         try:
-            left = fanout.run(
-                list(todo.items()),
-                lambda host, cell: self._cache_on_host(job, images, host,
-                                                       cell, window),
-                lambda host, cell, exc: self._record(
-                    job.id, hostcall.results_for(
-                        host, cell, images, State.ERROR,
-                        'internal error: %s' % exc)),
-                self.limiter, slots, stop, window)
+            if self._stop.is_set():
+                stop.set()
+            job = self.store.get_job(job_id)
+            window = windows.Window(windows.deadline_of(job.options),
+                                    self.clock)
+            left = self._fan_out(job, resumed, stop, window)
         finally:
-            self._job_stops.pop(job_id, None)
+            with self._start_lock:
+                self._job_stops.pop(job_id, None)
+                self._cancelling.discard(job_id)
+        self.recorder.flush(job_id)
         if left and window.closed() and not self._cancel_requested(job_id):
             skipped = self.store.skip_hosts(job_id, left,
                                             windows.WINDOW_CLOSED)
@@ -307,6 +329,32 @@ class JobRunner:
             self.notifier.job_paused(job_id)
             return
         self._finish(job_id, time.monotonic() - start)
+
+    def _fan_out(self, job: objects.Job, resumed: bool,
+                 stop: threading.Event,
+                 window: windows.Window) -> list[str]:
+        """Work on the job's unfinished hosts; the hosts never started."""
+        self.notifier.job_started(
+            job, lambda: self.inventory.get_aggregate(job.aggregate),
+            resumed)
+        images = self.store.get_images(job.id)
+        todo: dict[str, str | None] = {}
+        for result in job.results or []:
+            if not result.state.is_final:
+                todo.setdefault(result.host, result.cell)
+        slots = fanout.JobSlots(
+            max_hosts=job.options.get('max_concurrent_hosts'),
+            max_hosts_per_cell=job.options.get(
+                'max_concurrent_hosts_per_cell'))
+        return fanout.run(
+            list(todo.items()),
+            lambda host, cell: self._cache_on_host(job, images, host, cell,
+                                                   window),
+            lambda host, cell, exc: self._record(
+                job.id, hostcall.results_for(
+                    host, cell, images, State.ERROR,
+                    'internal error: %s' % exc)),
+            self.limiter, slots, stop, window)
 
     def _cancel_requested(self, job_id: str) -> bool:
         job = self.store.get_job(job_id, with_results=False)
@@ -344,10 +392,8 @@ class JobRunner:
 
     def _record(self, job_id: str,
                 results: list[objects.HostImageResult]) -> None:
-        with self._record_lock:
-            self.store.record_results(job_id, results)
-        # NOTE: outside the lock: it only queues (notifications.py).
-        self.notifier.host_done(job_id, results)
+        """Queue a host's results; the host's slot is free at once."""
+        self.recorder.put(job_id, results)
 
     # -- one host ---------------------------------------------------------
 
@@ -360,12 +406,9 @@ class JobRunner:
             # is not claimed, so run() skips it with the others left.
             self.store.skip_hosts(job.id, [host], windows.WINDOW_CLOSED)
             return
-        if not self.store.claim_host(job.id, host):
-            # NOTE: a cancel skipped this host's rows before it started;
-            # stop taking the job's other hosts too.
-            stop = self._job_stops.get(job.id)
-            if stop is not None:
-                stop.set()
-            return
+        with self._start_lock:
+            if job.id in self._cancelling:
+                return  # NOTE: the cancel skips its rows.
+            self.recorder.claim(job.id, host)
         self._record(job.id, self.caller.cache_images(job, images, host,
                                                       cell, window))

@@ -11,7 +11,9 @@ from precache import exception
 from precache.conductor import desired
 from precache.conductor.jobs import JobRunner
 from precache.conductor.registry import Registry
+from precache.conductor.rpcapi import ConductorAPI
 from precache.conductor.schedules import Scheduler
+from precache.conf import CONF
 from precache.db.schedules import ScheduleStore
 
 LOG = logging.getLogger(__name__)
@@ -27,9 +29,14 @@ class ConductorManager:
 
     def __init__(self, runner: JobRunner,
                  registry: Registry | None = None,
-                 scheduler: Scheduler | None = None) -> None:
-        """:raises: Invalid when a configured schedule is unusable."""
+                 scheduler: Scheduler | None = None,
+                 peers: ConductorAPI | None = None) -> None:
+        """``peers`` reaches the other conductors (to forward a cancel).
+
+        :raises: Invalid when a configured schedule is unusable.
+        """
         self.runner = runner
+        self.peers = peers
         self.registry = registry
         self.scheduler = scheduler or Scheduler(
             runner, ScheduleStore(runner.store.engine))
@@ -98,6 +105,20 @@ class ConductorManager:
         """
         LOG.info('[req %(req)s] RPC cancel_job called for job %(job)s',
                  {'req': ctxt.get('request_id'), 'job': job_id})
+        runner = self.runner.store.runner_of(job_id)
+        if self.peers and runner and runner != self.runner.conductor_host:
+            # NOTE: only the conductor running the job knows which hosts
+            # it is starting; it makes the cancel exact (jobs.py).
+            timeout = CONF.conductor.peer_timeout
+            try:
+                return self.peers.cancel_job(ctxt, job_id, server=runner,
+                                             timeout=timeout).to_dict()
+            except messaging.MessagingTimeout:
+                LOG.warning('Job %(job)s: its conductor %(runner)s did not '
+                            'answer the cancel within %(timeout)ds; '
+                            'cancelling it in the job store here',
+                            {'job': job_id, 'runner': runner,
+                             'timeout': timeout})
         return self.runner.cancel(job_id).to_dict()
 
     @messaging.expected_exceptions(exception.NotFound, exception.Invalid)

@@ -40,9 +40,10 @@ class ConductorAPI:
         self.timeout = timeout
         self.retry = retry
 
-    def _prepare(self, version: str) -> Any:
-        return self.client.prepare(version=version, timeout=self.timeout,
-                                   retry=self.retry)
+    def _prepare(self, version: str, **kwargs: Any) -> Any:
+        kwargs.setdefault('timeout', self.timeout)
+        return self.client.prepare(version=version, retry=self.retry,
+                                   **kwargs)
 
     def cache_images(self, ctxt: dict[str, Any], aggregate: str,
                      image_ids: list[str],
@@ -88,14 +89,22 @@ class ConductorAPI:
             limit=limit, marker=marker)
         return [objects.Job.from_dict(job) for job in jobs]
 
-    def cancel_job(self, ctxt: dict[str, Any], job_id: str) -> objects.Job:
+    def cancel_job(self, ctxt: dict[str, Any], job_id: str,
+                   server: str | None = None,
+                   timeout: int | None = None) -> objects.Job:
         """Start no new host of the job; hosts in flight finish (1.1).
 
+        :param server: the conductor to ask (conductors forward a cancel
+            to the one running the job); by default any.
         :returns: the job, ``cancelled`` or still ``running`` until its
             hosts in flight finish.
         :raises: JobNotFound; Conflict when the job is already final.
         """
-        job = self._prepare('1.1').call(ctxt, 'cancel_job', job_id=job_id)
+        kwargs: dict[str, Any] = {'server': server} if server else {}
+        if timeout is not None:
+            kwargs['timeout'] = timeout
+        job = self._prepare('1.1', **kwargs).call(ctxt, 'cancel_job',
+                                                  job_id=job_id)
         return objects.Job.from_dict(job)
 
     def get_resident_images(self, ctxt: dict[str, Any],

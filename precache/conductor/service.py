@@ -19,6 +19,7 @@ from precache.conductor.registry import (
     Registry,
     RegistryInventory,
 )
+from precache.conductor.rpcapi import ConductorAPI
 from precache.conf import CONF
 from precache.db import migration
 from precache.db.api import JobStore
@@ -44,7 +45,8 @@ class ConductorService:
                                 image_service or images.load(),
                                 self.cells.agent_api, self.host,
                                 agent_status=self._agent_status)
-        self.manager = ConductorManager(self.runner, self.registry)
+        self.manager = ConductorManager(self.runner, self.registry,
+                                        peers=ConductorAPI(transport))
         # NOTE: one server per bus: agents heartbeat over their cell's.
         self.servers = [rpc.get_server(each, rpc.CONDUCTOR_TOPIC,
                                        self.host, [self.manager])

@@ -44,6 +44,14 @@ opts: list[cfg.Opt] = [
                     'before its work starts. An agent that does not answer '
                     'is recorded as skipped (agent not responding) and '
                     'holds a fan-out slot for at most this long.'),
+    cfg.IntOpt('peer_timeout',
+               default=10, min=1,
+               help='Seconds to wait for the conductor running a job to '
+                    'answer a cancel forwarded to it (a cancel may reach '
+                    'any conductor; the one running the job stops '
+                    'starting its hosts at once). Past this, that '
+                    'conductor is taken for down and the job is cancelled '
+                    'in the job store directly.'),
     cfg.BoolOpt('always_ping_agents',
                 default=False,
                 help='Ping every agent before its call. By default an '

@@ -121,6 +121,17 @@ def _to_result(row: models.HostResult) -> objects.HostImageResult:
         started_at=row.started_at, finished_at=row.finished_at)
 
 
+_RESULTS: sa.Table = models.HostResult.__table__  # type: ignore[assignment]
+_UPDATE_RESULT = (
+    sa.update(_RESULTS)
+    .where(_RESULTS.c.job_id == sa.bindparam('j'),
+           _RESULTS.c.host == sa.bindparam('h'),
+           _RESULTS.c.image_id == sa.bindparam('i'))
+    .values({name: sa.bindparam(name) for name in (
+        'state', 'method', 'bytes', 'seconds', 'reason', 'started_at',
+        'finished_at')}))
+
+
 class JobStore:
     """Durable jobs and results on one SQLAlchemy engine."""
 
@@ -364,6 +375,16 @@ class JobStore:
                 row.finished_at = now
         return self.get_job(job_id, with_results=False)
 
+    def runner_of(self, job_id: str) -> str | None:
+        """The conductor running or about to run a job; None once final.
+
+        :raises: JobNotFound
+        """
+        with self._read() as session:
+            row = self._job_row(session, job_id)
+            return None if objects.JobState(row.state).is_final \
+                else row.conductor
+
     def unfinished_jobs(self, conductor: str) -> list[str]:
         """Ids of this conductor's jobs that never reached a final state."""
         with self._session() as session:
@@ -380,20 +401,31 @@ class JobStore:
     def record_results(self, job_id: str,
                        results: Iterable[objects.HostImageResult]) -> None:
         """Overwrite the rows of these (host, image) pairs of a job."""
+        self.record_progress([], [(job_id, list(results))])
+
+    def record_progress(self, claims: Iterable[tuple[str, str]],
+                        results: Iterable[
+                            tuple[str, list[objects.HostImageResult]]]
+                        ) -> list[tuple[str, str]]:
+        """Claims (:meth:`claim_host`), then results, in one transaction.
+
+        ``claims`` are (job id, host); ``results`` (job id, rows to
+        overwrite). Returns the claims a cancel had already skipped.
+        """
         with self._session() as session:
-            for result in results:
-                session.execute(
-                    sa.update(models.HostResult)
-                    .where(models.HostResult.job_id == job_id,
-                           models.HostResult.host == result.host,
-                           models.HostResult.image_id == result.image_id)
-                    .values(state=result.state.value,
-                            method=result.method.value
-                            if result.method else None,
-                            bytes=result.bytes, seconds=result.seconds,
-                            reason=result.reason,
-                            started_at=result.started_at,
-                            finished_at=result.finished_at))
+            lost = [(job_id, host) for job_id, host in claims
+                    if not self._claim(session, job_id, host)]
+            params = [{'j': job_id, 'h': r.host, 'i': r.image_id,
+                       'state': r.state.value,
+                       'method': r.method.value if r.method else None,
+                       'bytes': r.bytes, 'seconds': r.seconds,
+                       'reason': r.reason, 'started_at': r.started_at,
+                       'finished_at': r.finished_at}
+                      for job_id, rows in results for r in rows]
+            if params:
+                # NOTE: Core, not ORM: one executemany for every row.
+                session.connection().execute(_UPDATE_RESULT, params)
+        return lost
 
     def set_host_state(self, job_id: str, host: str,
                        state: objects.HostImageState,
@@ -433,17 +465,20 @@ class JobStore:
         Rows left ``running`` by a conductor that died are claimed again
         when the job resumes.
         """
-        with self._session() as session:
-            result: sa.CursorResult = session.execute(  # type: ignore
-                sa.update(models.HostResult)
-                .where(models.HostResult.job_id == job_id,
-                       models.HostResult.host == host,
-                       models.HostResult.state.in_(
-                           [objects.HostImageState.PENDING.value,
-                            objects.HostImageState.RUNNING.value]))
-                .values(state=objects.HostImageState.RUNNING.value,
-                        reason=None))
-            return result.rowcount > 0
+        return not self.record_progress([(job_id, host)], [])
+
+    @staticmethod
+    def _claim(session: orm.Session, job_id: str, host: str) -> bool:
+        result: sa.CursorResult = session.execute(  # type: ignore
+            sa.update(models.HostResult)
+            .where(models.HostResult.job_id == job_id,
+                   models.HostResult.host == host,
+                   models.HostResult.state.in_(
+                       [objects.HostImageState.PENDING.value,
+                        objects.HostImageState.RUNNING.value]))
+            .values(state=objects.HostImageState.RUNNING.value,
+                    reason=None))
+        return result.rowcount > 0
 
     def resident_images(self, hosts: list[str]
                         ) -> list[tuple[str, objects.HostImageResult]]:

@@ -133,6 +133,32 @@ def test_record_results_overwrites(store):
     assert row.state is State.CACHED and row.reason is None
 
 
+def test_record_progress_writes_several_jobs_at_once(store):
+    first, second = _job(store), _job(store)
+    store.cancel_job(second.id, 'cancelled by request')
+    lost = store.record_progress([(first.id, 'h2'), (second.id, 'h2')], [
+        (first.id, [_result('h1', IMAGES[0], State.CACHED, bytes=10),
+                    _result('h1', IMAGES[1], State.EXISTING)]),
+        (second.id, [_result('h1', IMAGES[0], State.ERROR, reason='boom')]),
+        (first.id, [_result('h3', IMAGES[1], State.SKIPPED,
+                            reason='down')]),
+        (second.id, []),
+    ])
+    assert lost == [(second.id, 'h2')]
+    assert store.record_progress([], []) == []
+    rows = {(r.host, r.image_id): r for r in store.get_job(first.id).results}
+    assert rows['h1', IMAGES[0].id].bytes == 10
+    assert rows['h1', IMAGES[1].id].state is State.EXISTING
+    assert rows['h3', IMAGES[1].id].reason == 'down'
+    assert rows['h2', IMAGES[0].id].state is State.RUNNING
+    assert store.get_job(first.id).counts['pending'] == 1
+    other = {(r.host, r.image_id): r for r in store.get_job(second.id).results}
+    # NOTE: a result is the truth even after a cancel skipped its row.
+    assert other['h1', IMAGES[0].id].state is State.ERROR
+    assert other['h1', IMAGES[1].id].state is State.SKIPPED
+    assert store.get_job(second.id).counts['skipped'] == 5
+
+
 def test_set_host_state(store):
     job = _job(store)
     assert store.set_host_state(job.id, 'h1', State.RUNNING) == 2

@@ -1,0 +1,160 @@
+"""A job's progress, written in batches off the fan-out's critical path.
+
+What a fan-out slot does for a host is call its agent; the job store is
+the conductor's business. One writer thread per conductor takes what has
+queued up meanwhile — hosts starting (claims) and hosts' results: a wave
+of hosts starts and answers within milliseconds — and writes it in one
+transaction, then queues the results' notifications. A slot never waits
+for the store, and the store sees a few writes a second instead of two
+per host; on SQLite, where writers take turns, that was most of a host's
+overhead at 64 hosts at once (docs/performance.md).
+
+A claim is written within milliseconds of its call. A cancel made
+through another conductor in that interval finds the host ``pending``
+and skips it; the claim then comes back lost, the job's runner stops
+starting hosts, and the call already made is recorded as it ends: rows
+say what happened to the hosts. A result not yet written when the
+conductor dies leaves its host ``running``; the job resumes it at the
+next start (the agent answers ``existing``). A job is summarised only
+after :meth:`Recorder.flush`.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from precache import exception, objects
+from precache.db.api import JobStore
+from precache.notifications import JobNotifier
+
+LOG = logging.getLogger(__name__)
+
+#: Seconds between attempts at a write that failed; then the job fails.
+RETRY_DELAYS = (0.5, 2.0, 5.0)
+
+Results = tuple[str, list[objects.HostImageResult]]
+Claim = tuple[str, str]
+
+
+class Recorder:
+    """One writer thread; see the module docstring."""
+
+    def __init__(self, store: JobStore, notifier: JobNotifier,
+                 on_lost_claim: Callable[[str, str], None]) -> None:
+        """``on_lost_claim(job_id, host)``: a cancel skipped the host's
+        rows before its claim was written."""
+        self.store = store
+        self.notifier = notifier
+        self.on_lost_claim = on_lost_claim
+        self._cond = threading.Condition()
+        self._claims: list[Claim] = []
+        self._results: list[Results] = []
+        # NOTE: per job, claims and results queued or being written, and
+        # the error that lost some of them.
+        self._pending: collections.Counter[str] = collections.Counter()
+        self._failed: dict[str, BaseException] = {}
+        self._stopping = False
+        self._thread = threading.Thread(target=self._write_loop,
+                                        name='recorder', daemon=True)
+        self._thread.start()
+
+    def claim(self, job_id: str, host: str) -> None:
+        """Queue marking a host's rows ``running``; returns at once."""
+        self._queue(job_id, self._claims, (job_id, host))
+
+    def put(self, job_id: str,
+            results: list[objects.HostImageResult]) -> None:
+        """Queue one host's results; returns at once."""
+        self._queue(job_id, self._results, (job_id, results))
+
+    def _queue(self, job_id: str, queue: list, item: object) -> None:
+        with self._cond:
+            if self._stopping:
+                raise exception.PrecacheException(
+                    'the result recorder has stopped')
+            queue.append(item)
+            self._pending[job_id] += 1
+            self._cond.notify_all()
+
+    def sync(self, job_id: str) -> None:
+        """Wait until everything queued for ``job_id`` is written."""
+        with self._cond:
+            while self._pending[job_id]:
+                self._cond.wait()
+
+    def flush(self, job_id: str) -> None:
+        """:meth:`sync`, then forget the job.
+
+        :raises: PrecacheException when some results could not be written.
+        """
+        with self._cond:
+            while self._pending[job_id]:
+                self._cond.wait()
+            del self._pending[job_id]
+            error = self._failed.pop(job_id, None)
+        if error is not None:
+            raise exception.PrecacheException(
+                'results of job %s could not be recorded: %s'
+                % (job_id, error))
+
+    def stop(self) -> None:
+        """Write what is queued, then end the thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._claims or self._results
+                           or self._stopping):
+                    self._cond.wait()
+                if not (self._claims or self._results):
+                    return
+                claims, self._claims = self._claims, []
+                results, self._results = self._results, []
+            lost, failed = self._write(claims, results)
+            for job_id, host in lost:
+                self.on_lost_claim(job_id, host)
+            for job_id, rows in results:
+                if job_id not in failed:
+                    self.notifier.host_done(job_id, rows)
+            with self._cond:
+                for job_id in [c[0] for c in claims] + [r[0] for r in results]:
+                    self._pending[job_id] -= 1
+                self._failed.update(failed)
+                self._cond.notify_all()
+
+    def _write(self, claims: list[Claim], results: list[Results]
+               ) -> tuple[list[Claim], dict[str, BaseException]]:
+        """Write it all: (lost claims, jobs whose writes failed)."""
+        try:
+            return self.store.record_progress(claims, results), {}
+        except Exception:  # noqa: BLE001 - retried per job below
+            LOG.exception('Could not record %d claim(s) and %d host '
+                          'result(s); retrying job by job', len(claims),
+                          len(results))
+        lost: list[Claim] = []
+        failed: dict[str, BaseException] = {}
+        for job_id in dict.fromkeys([c[0] for c in claims]
+                                    + [r[0] for r in results]):
+            of_job = ([c for c in claims if c[0] == job_id],
+                      [r for r in results if r[0] == job_id])
+            for delay in (*RETRY_DELAYS, None):
+                try:
+                    lost += self.store.record_progress(*of_job)
+                    break
+                except Exception as exc:  # noqa: BLE001 - the job fails
+                    if delay is None:
+                        LOG.error('Job %s: %d claim(s) and %d host '
+                                  'result(s) lost: %s', job_id,
+                                  len(of_job[0]), len(of_job[1]), exc)
+                        failed[job_id] = exc
+                    else:
+                        time.sleep(delay)
+        return lost, failed

@@ -412,9 +412,10 @@ class JobStore:
         ``claims`` are (job id, host); ``results`` (job id, rows to
         overwrite). Returns the claims a cancel had already skipped.
         """
+        claims = list(claims)
         with self._session() as session:
-            lost = [(job_id, host) for job_id, host in claims
-                    if not self._claim(session, job_id, host)]
+            claimed = self._claim(session, claims)
+            lost = [claim for claim in claims if claim not in claimed]
             params = [{'j': job_id, 'h': r.host, 'i': r.image_id,
                        'state': r.state.value,
                        'method': r.method.value if r.method else None,
@@ -468,17 +469,29 @@ class JobStore:
         return not self.record_progress([(job_id, host)], [])
 
     @staticmethod
-    def _claim(session: orm.Session, job_id: str, host: str) -> bool:
-        result: sa.CursorResult = session.execute(  # type: ignore
-            sa.update(models.HostResult)
-            .where(models.HostResult.job_id == job_id,
-                   models.HostResult.host == host,
-                   models.HostResult.state.in_(
-                       [objects.HostImageState.PENDING.value,
-                        objects.HostImageState.RUNNING.value]))
-            .values(state=objects.HostImageState.RUNNING.value,
-                    reason=None))
-        return result.rowcount > 0
+    def _claim(session: orm.Session, claims: list[tuple[str, str]]
+               ) -> set[tuple[str, str]]:
+        """Mark the claimed hosts' unfinished rows running; the claims
+        that found such rows. One statement per job and 500 hosts."""
+        hosts_of: dict[str, list[str]] = {}
+        for job_id, host in claims:
+            hosts_of.setdefault(job_id, []).append(host)
+        columns = _RESULTS.c
+        claimed: set[tuple[str, str]] = set()
+        for job_id, hosts in hosts_of.items():
+            for start in range(0, len(hosts), 500):
+                rows = session.connection().execute(
+                    sa.update(_RESULTS)
+                    .where(columns.job_id == job_id,
+                           columns.host.in_(hosts[start:start + 500]),
+                           columns.state.in_(
+                               [objects.HostImageState.PENDING.value,
+                                objects.HostImageState.RUNNING.value]))
+                    .values(state=objects.HostImageState.RUNNING.value,
+                            reason=None)
+                    .returning(columns.host))
+                claimed.update((job_id, host) for host in rows.scalars())
+        return claimed
 
     def resident_images(self, hosts: list[str]
                         ) -> list[tuple[str, objects.HostImageResult]]:

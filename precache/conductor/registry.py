@@ -9,12 +9,21 @@ whether to skip it: silent for longer than ``agent_down_time`` →
 (its ping decides): a registry that is still filling up after an upgrade
 must not stop every job. An agent heard within one heartbeat interval
 needs no ping at all: its liveness is already known.
+
+Those answers come from one read of the whole registry, reused for
+``[registry] status_cache_time`` (a second): a fan-out asks for every
+host just before calling it, and one query per host there cost more than
+the call's own preparation. Heartbeats this conductor receives update that
+read at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from precache import objects
@@ -49,8 +58,16 @@ class AgentStatus:
 
 
 class Registry:
-    def __init__(self, store: RegistryStore) -> None:
+    def __init__(self, store: RegistryStore,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store = store
+        self._monotonic = monotonic
+        # NOTE: the last read of every host's liveness and when it was
+        # taken; refreshed under the lock, so concurrent lookups share
+        # one query.
+        self._lock = threading.Lock()
+        self._known: dict[str, AgentRecord] = {}
+        self._read_at: float | None = None
 
     def heartbeat(self, report: dict[str, Any]) -> None:
         """Record an agent's report (the body of its heartbeat cast)."""
@@ -58,7 +75,15 @@ class Registry:
             {k: v for k, v in report.items()
              if k not in ('first_seen', 'last_seen', 'stopped_at')})
         stopping = bool(report.get('stopping'))
-        before = self.store.heartbeat(record, stopping=stopping)
+        now = objects.utcnow()
+        before = self.store.heartbeat(record, now=now, stopping=stopping)
+        with self._lock:
+            # NOTE: written before the lock is taken, so a refresh that
+            # runs meanwhile has it too; this only makes it count sooner.
+            if self._read_at is not None:
+                self._known[record.host] = dataclasses.replace(
+                    record, last_seen=now,
+                    stopped_at=now if stopping else None)
         if stopping:
             LOG.info('Agent %s is stopping: its hosts are skipped until it '
                      'is back', record.host)
@@ -79,9 +104,21 @@ class Registry:
     def _is_down(self, record: AgentRecord) -> bool:
         return self._silence(record) > CONF.registry.agent_down_time
 
+    def _lookup(self, host: str) -> AgentRecord | None:
+        """The host's liveness, at most ``status_cache_time`` old."""
+        max_age = CONF.registry.status_cache_time
+        if not max_age:
+            return self.store.get(host)
+        with self._lock:
+            now = self._monotonic()
+            if self._read_at is None or now - self._read_at >= max_age:
+                self._known = self.store.liveness()
+                self._read_at = now
+            return self._known.get(host)
+
     def status(self, host: str) -> AgentStatus:
         """Whether to call ``host``, and whether its agent needs a ping."""
-        record = self.store.get(host)
+        record = self._lookup(host)
         if record is None:
             return AgentStatus()
         reason = self.skip_reason(host, record)
@@ -94,7 +131,7 @@ class Registry:
     def skip_reason(self, host: str,
                     record: AgentRecord | None = None) -> str | None:
         """Why not to call ``host`` now, or None to go ahead."""
-        record = record or self.store.get(host)
+        record = record or self._lookup(host)
         if record is None:
             return None
         if record.stopped_at is not None:
@@ -110,7 +147,7 @@ class Registry:
         return None
 
     def cell_of(self, host: str) -> str | None:
-        record = self.store.get(host)
+        record = self._lookup(host)
         return record.cell if record else None
 
     def list(self) -> list[dict[str, Any]]:

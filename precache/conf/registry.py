@@ -28,6 +28,20 @@ opts: list[cfg.Opt] = [
                     'at least twice heartbeat_interval, or a single lost '
                     'heartbeat marks a live agent down (Nova: '
                     'service_down_time).'),
+    cfg.FloatOpt('status_cache_time',
+                 default=1.0, min=0.0, max=60.0,
+                 help='Conductor side: seconds for which a conductor '
+                      'decides whether to call a host (agent down, too '
+                      'old, stopped, heard recently) from one read of the '
+                      'whole registry instead of one query per host. '
+                      'Heartbeats and goodbyes this conductor receives '
+                      'count at once; those another conductor receives '
+                      'after up to this long, so a host whose agent just '
+                      'stopped may still be called and then ends "error" '
+                      'after call_monitor_timeout instead of "skipped". '
+                      '0 queries the registry for every host: at 64 hosts '
+                      'at once that query was a tenth of the conductor\'s '
+                      'CPU, spent before each call.'),
 ]
 
 

@@ -97,6 +97,22 @@ class RegistryStore:
             row = session.get(models.Agent, host)
             return _record(row) if row is not None else None
 
+    def liveness(self) -> dict[str, AgentRecord]:
+        """Every host's cell, RPC version, last heartbeat and goodbye —
+        what deciding whether to call it needs — in one query.
+
+        The records carry only those fields: the rest (backends, stores,
+        sizes) is not read.
+        """
+        columns = (models.Agent.host, models.Agent.cell,
+                   models.Agent.rpc_version, models.Agent.last_seen,
+                   models.Agent.stopped_at)
+        with self._readers.begin() as session:
+            return {row.host: AgentRecord(
+                host=row.host, cell=row.cell, rpc_version=row.rpc_version,
+                last_seen=row.last_seen, stopped_at=row.stopped_at)
+                for row in session.execute(sa.select(*columns))}
+
     def list(self, cell: str | None = None) -> list[AgentRecord]:
         query = sa.select(models.Agent).order_by(models.Agent.cell,
                                                  models.Agent.host)

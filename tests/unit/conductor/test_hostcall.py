@@ -1,7 +1,8 @@
 """When the conductor pings an agent, and when the agent drops a request.
 
-Real agents of the session's ``cloud`` (in-process bus), a real registry on
-SQLite; only the agent client is wrapped, to count the calls it makes.
+Real agents of the session's ``cloud`` (in-process bus); only the agent
+client is wrapped, to count the calls it makes. What the registry tells
+the caller is tested in test_registry.py.
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ import pytest
 from precache import objects
 from precache.agent.rpcapi import AgentAPI
 from precache.conductor.hostcall import HostCaller
-from precache.conductor.registry import AgentStatus, Registry
-from precache.db import migration
-from precache.db.api import JobStore
-from precache.db.registry import AgentRecord, RegistryStore
+from precache.conductor.registry import AgentStatus
 
 State = objects.HostImageState
 
@@ -120,39 +118,3 @@ def test_agent_drops_a_request_the_conductor_gave_up_on(cloud, conf):
     [done] = agents.cache_images({'abandoned_after': recent}, 'u-h1',
                                  [spec], timeout=10, call_monitor_timeout=5)
     assert done.state is State.CACHED
-
-
-def test_registry_status(tmp_path, conf):
-    conf.config(group='registry', heartbeat_interval=10, agent_down_time=30)
-    url = 'sqlite:///%s' % (tmp_path / 'r.sqlite')
-    migration.upgrade(url)
-    store = RegistryStore(JobStore(url).engine)
-    registry = Registry(store)
-    now = objects.utcnow()
-
-    def seen(host: str, seconds_ago: float, rpc_version: str = '1.0'):
-        store.heartbeat(AgentRecord(host=host, rpc_version=rpc_version),
-                        now=now - datetime.timedelta(seconds=seconds_ago))
-
-    seen('fresh', 3)
-    seen('late', 15)
-    seen('down', 45)
-    seen('old', 1, rpc_version='0.9')
-    assert registry.status('fresh') == AgentStatus(heard_recently=True)
-    assert registry.status('late') == AgentStatus(heard_recently=False)
-    assert registry.status('never') == AgentStatus()
-    assert registry.status('down').skip_reason.startswith('agent down')
-    assert not registry.status('down').heard_recently
-    assert registry.status('old').skip_reason == (
-        'agent too old (RPC version 0.9, needs 1.0)')
-
-    # A clean stop's goodbye: skipped at once; the next heartbeat clears it.
-    registry.heartbeat({'host': 'fresh', 'rpc_version': '1.0',
-                        'stopping': True})
-    gone = registry.status('fresh')
-    assert gone.skip_reason.startswith('agent stopped (at ')
-    assert not gone.heard_recently
-    assert [a['state'] for a in registry.list()
-            if a['host'] == 'fresh'] == ['stopped']
-    registry.heartbeat({'host': 'fresh', 'rpc_version': '1.0'})
-    assert registry.status('fresh') == AgentStatus(heard_recently=True)

@@ -1,0 +1,141 @@
+"""What the conductor knows of an agent before calling it.
+
+A real registry on SQLite; the heartbeats are written as the conductor
+that receives them writes them, or straight into the store as another
+conductor's would be.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from precache import objects
+from precache.conductor.registry import AgentStatus, Registry
+from precache.db import migration
+from precache.db.api import JobStore
+from precache.db.registry import AgentRecord, RegistryStore
+
+
+@pytest.fixture
+def store(tmp_path) -> RegistryStore:
+    url = 'sqlite:///%s' % (tmp_path / 'r.sqlite')
+    migration.upgrade(url)
+    return RegistryStore(JobStore(url).engine)
+
+
+class CountingStore:
+    """The real store, counting the reads a lookup makes."""
+
+    def __init__(self, inner: RegistryStore) -> None:
+        self.inner = inner
+        self.reads = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def get(self, host):
+        self.reads += 1
+        return self.inner.get(host)
+
+    def liveness(self):
+        self.reads += 1
+        return self.inner.liveness()
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_registry_status(store, conf):
+    conf.config(group='registry', heartbeat_interval=10, agent_down_time=30)
+    registry = Registry(store)
+    now = objects.utcnow()
+
+    def seen(host: str, seconds_ago: float, rpc_version: str = '1.0'):
+        store.heartbeat(AgentRecord(host=host, rpc_version=rpc_version),
+                        now=now - datetime.timedelta(seconds=seconds_ago))
+
+    seen('fresh', 3)
+    seen('late', 15)
+    seen('down', 45)
+    seen('old', 1, rpc_version='0.9')
+    assert registry.status('fresh') == AgentStatus(heard_recently=True)
+    assert registry.status('late') == AgentStatus(heard_recently=False)
+    assert registry.status('never') == AgentStatus()
+    assert registry.status('down').skip_reason.startswith('agent down')
+    assert not registry.status('down').heard_recently
+    assert registry.status('old').skip_reason == (
+        'agent too old (RPC version 0.9, needs 1.0)')
+
+    # A clean stop's goodbye: skipped at once; the next heartbeat clears it.
+    registry.heartbeat({'host': 'fresh', 'rpc_version': '1.0',
+                        'stopping': True})
+    gone = registry.status('fresh')
+    assert gone.skip_reason.startswith('agent stopped (at ')
+    assert not gone.heard_recently
+    assert [a['state'] for a in registry.list()
+            if a['host'] == 'fresh'] == ['stopped']
+    registry.heartbeat({'host': 'fresh', 'rpc_version': '1.0'})
+    assert registry.status('fresh') == AgentStatus(heard_recently=True)
+
+
+def test_one_read_answers_every_host_for_a_while(store, conf):
+    conf.config(group='registry', status_cache_time=5)
+    counting, clock = CountingStore(store), Monotonic()
+    registry = Registry(counting, monotonic=clock)
+    for n in range(20):
+        store.heartbeat(AgentRecord(host='h%d' % n, rpc_version='1.0',
+                                    cell='c%d' % (n % 2)))
+    assert all(registry.status('h%d' % n).heard_recently
+               for n in range(20))
+    assert registry.cell_of('h3') == 'c1'
+    assert registry.status('unknown') == AgentStatus()
+    assert counting.reads == 1
+
+    # Another conductor receives a goodbye: it counts once the read ages.
+    store.heartbeat(AgentRecord(host='h1', rpc_version='1.0'),
+                    stopping=True)
+    clock.now += 4.9
+    assert registry.status('h1').skip_reason is None
+    clock.now += 0.1
+    assert registry.status('h1').skip_reason.startswith('agent stopped')
+    assert counting.reads == 2
+
+    # A goodbye or a heartbeat this conductor receives counts at once.
+    registry.heartbeat({'host': 'h2', 'rpc_version': '1.0',
+                        'stopping': True})
+    assert registry.status('h2').skip_reason.startswith('agent stopped')
+    registry.heartbeat({'host': 'new', 'rpc_version': '1.0', 'cell': 'c9'})
+    assert registry.status('new') == AgentStatus(heard_recently=True)
+    assert registry.cell_of('new') == 'c9'
+    assert counting.reads == 2
+
+
+def test_a_cache_time_of_zero_reads_per_host(store, conf):
+    conf.config(group='registry', status_cache_time=0)
+    counting = CountingStore(store)
+    registry = Registry(counting, monotonic=Monotonic())
+    store.heartbeat(AgentRecord(host='h1', rpc_version='1.0'))
+    assert registry.status('h1').heard_recently
+    store.heartbeat(AgentRecord(host='h1', rpc_version='1.0'),
+                    stopping=True)
+    assert registry.status('h1').skip_reason.startswith('agent stopped')
+    assert counting.reads == 2
+
+
+def test_liveness_reads_only_what_deciding_needs(store):
+    now = objects.utcnow()
+    store.heartbeat(AgentRecord(host='h1', cell='c1', version='9.9',
+                                rpc_version='1.2', backends=['file'],
+                                free_bytes=10), now=now)
+    [record] = store.liveness().values()
+    assert (record.host, record.cell, record.rpc_version, record.last_seen,
+            record.stopped_at) == ('h1', 'c1', '1.2', now, None)
+    assert record.backends == [] and record.free_bytes is None
+    assert isinstance(record.last_seen, datetime.datetime)

@@ -16,6 +16,7 @@ def main() -> None:
     rpc.check_reachable(CONF)
     agent = AgentService(rpc.get_transport(CONF))
     agent.start()
+    service.freeze_startup_objects()
     try:
         wait_for_signal()
     finally:

@@ -91,6 +91,7 @@ def main() -> None:
     LOG.info('precache-api listening on http://%s:%d (auth: %s)',
              CONF.api.host_ip, server.server_address[1],
              CONF.api.auth_strategy)
+    service.freeze_startup_objects()
     try:
         wait_for_signal()
     finally:

@@ -16,6 +16,7 @@ def main() -> None:
     rpc.check_reachable(CONF)
     conductor = ConductorService(rpc.get_transport(CONF))
     conductor.start()
+    service.freeze_startup_objects()
     try:
         wait_for_signal()
     finally:

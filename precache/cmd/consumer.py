@@ -18,6 +18,7 @@ def main() -> None:
     consumer = ConsumerService(rpc.get_transport(CONF),
                                rpc.get_notification_transport(CONF))
     consumer.start()
+    service.freeze_startup_objects()
     try:
         wait_for_signal()
     finally:

@@ -69,6 +69,22 @@ _PR_SET_PDEATHSIG = 1
 
 # -- small helpers ----------------------------------------------------------
 
+def wait_for_quiet(threshold: float, limit: float = 180.0) -> None:
+    """Wait until the 1-min load average is at most ``threshold``."""
+    if threshold <= 0:
+        return
+    start = time.monotonic()
+    load = os.getloadavg()[0]
+    if load <= threshold:
+        return
+    log('Load average %.1f: waiting for at most %.1f (up to %.0f s)'
+        % (load, threshold, limit))
+    while load > threshold and time.monotonic() - start < limit:
+        time.sleep(5)
+        load = os.getloadavg()[0]
+    log('Load average %.1f after %.0f s' % (load, time.monotonic() - start))
+
+
 def _die_with_parent() -> None:
     """In a child: get SIGTERM when the bench dies, however it dies."""
     with contextlib.suppress(OSError, AttributeError):
@@ -177,6 +193,7 @@ def agents_main(argv: list[str]) -> None:
                for host in args.hosts]
     with futures.ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda server: server.start(), servers))
+    service.freeze_startup_objects()  # NOTE: as precache-agent does
 
     def heartbeat() -> None:
         # NOTE: as real agents do (precache.agent.heartbeat), spread over
@@ -682,6 +699,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help='record the conductor with py-spy (raw, '
                              'collapsed stacks) during each job; implies '
                              '--keep')
+    parser.add_argument('--quiet-load', type=float, default=1.5,
+                        help='before starting, wait (up to 3 min) until '
+                             'the 1-min load average is at most this: a '
+                             'previous bench stopping its agents loads the '
+                             'machine for a minute or two (1.5; 0 to not '
+                             'wait)')
     parser.add_argument('--keep', action='store_true',
                         help='keep the temporary folder (logs, job store)')
     return parser
@@ -723,6 +746,7 @@ def main() -> int:
     failed = True
     started = time.monotonic()
     try:
+        wait_for_quiet(args.quiet_load)
         bench.start_rabbit()
         procs = args.agent_procs or max(2, math.ceil(args.hosts / 150))
         bench.check_broker(args.hosts + 32 * (procs + 2))
@@ -730,6 +754,10 @@ def main() -> int:
         bench.write_files()
         bench.start_agents()
         bench.connect()
+        # NOTE: the bus-only run calls from this process, as a started
+        # conductor would.
+        from precache import service
+        service.freeze_startup_objects()
         for kind, hosts, parallel in plan:
             log('Run: %s, %d hosts, P=%d, t=%gs (ideal %.0f s)' % (
                 kind, hosts, parallel, args.sleep,

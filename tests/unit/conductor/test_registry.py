@@ -13,16 +13,12 @@ import pytest
 
 from precache import objects
 from precache.conductor.registry import AgentStatus, Registry
-from precache.db import migration
-from precache.db.api import JobStore
 from precache.db.registry import AgentRecord, RegistryStore
 
 
 @pytest.fixture
-def store(tmp_path) -> RegistryStore:
-    url = 'sqlite:///%s' % (tmp_path / 'r.sqlite')
-    migration.upgrade(url)
-    return RegistryStore(JobStore(url).engine)
+def store(own_store) -> RegistryStore:
+    return RegistryStore(own_store.engine)
 
 
 class CountingStore:

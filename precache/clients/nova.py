@@ -41,6 +41,8 @@ class NovaAggregate:
     hosts: tuple[str, ...]
     uuid: str | None
     metadata: dict[str, str]
+    created_at: str | None = None
+    updated_at: str | None = None
 
     @classmethod
     def from_resource(cls, resource: Any) -> NovaAggregate:
@@ -50,7 +52,9 @@ class NovaAggregate:
                    hosts=tuple(info.get('hosts') or ()),
                    uuid=info.get('uuid'),
                    metadata={str(k): str(v) for k, v in
-                             (info.get('metadata') or {}).items()})
+                             (info.get('metadata') or {}).items()},
+                   created_at=info.get('created_at'),
+                   updated_at=info.get('updated_at'))
 
 
 class NovaClient:
@@ -129,9 +133,12 @@ class NovaClient:
                     'GET aggregate %s' % ref, client.aggregates.get, ref))
             except nova_exc.NotFound as exc:
                 raise exception.AggregateNotFound(aggregate=ref) from exc
-        for resource in self._call('aggregate list',
-                                   client.aggregates.list):
-            aggregate = NovaAggregate.from_resource(resource)
+        for aggregate in self.list_aggregates():
             if ref in (aggregate.uuid, aggregate.name):
                 return aggregate
         raise exception.AggregateNotFound(aggregate=ref)
+
+    def list_aggregates(self) -> list[NovaAggregate]:
+        """Every aggregate (one GET). :raises: ServiceUnavailable."""
+        return [NovaAggregate.from_resource(resource) for resource in
+                self._call('aggregate list', self.client.aggregates.list)]

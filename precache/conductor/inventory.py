@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import datetime
 import os
 from typing import Any, cast
 
@@ -27,6 +28,9 @@ class Aggregate:
     hosts: tuple[str, ...]
     uuid: str | None = None
     metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: ISO 8601, as Nova shows them; None when the inventory cannot say.
+    created_at: str | None = None
+    updated_at: str | None = None
 
 
 class Inventory(abc.ABC):
@@ -35,6 +39,13 @@ class Inventory(abc.ABC):
         """By integer id, uuid or name.
 
         :raises: precache.exception.AggregateNotFound
+        """
+
+    @abc.abstractmethod
+    def list_aggregates(self) -> list[Aggregate]:
+        """Every aggregate, in the inventory's order.
+
+        :raises: InventoryInvalid, ServiceUnavailable
         """
 
     @abc.abstractmethod
@@ -127,7 +138,15 @@ class StaticInventory(Inventory):
             if self._loaded is None or self._loaded[0] != mtime:
                 with open(self.path) as stream:
                     document = yaml.safe_load(stream)
-                self._loaded = (mtime, *parse_static(self.path, document))
+                cells, aggregates = parse_static(self.path, document)
+                # NOTE: a file knows no history; an aggregate is shown as
+                # created when the file that defines it was last written.
+                written = datetime.datetime.fromtimestamp(
+                    mtime, datetime.UTC).replace(
+                    tzinfo=None).isoformat()
+                self._loaded = (mtime, cells, [
+                    dataclasses.replace(a, created_at=written)
+                    for a in aggregates])
         except (OSError, yaml.YAMLError) as exc:
             raise _fail(self.path, str(exc).replace('\n', ' ')) from exc
         return self._loaded[1], self._loaded[2]
@@ -141,6 +160,9 @@ class StaticInventory(Inventory):
             if ref in (aggregate.id, aggregate.name, aggregate.uuid):
                 return aggregate
         raise exception.AggregateNotFound(aggregate=ref)
+
+    def list_aggregates(self) -> list[Aggregate]:
+        return list(self._data()[1])
 
     def cell_of(self, host: str) -> str | None:
         return self._data()[0].get(host)

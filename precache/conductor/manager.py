@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -23,7 +24,7 @@ class ConductorManager:
     """RPC endpoint of a conductor (topic ``precache-conductor``)."""
 
     # NOTE: must stay equal to ConductorAPI.RPC_API_VERSION (a test checks).
-    RPC_API_VERSION = '1.4'
+    RPC_API_VERSION = '1.5'
 
     target = messaging.Target(version=RPC_API_VERSION)
 
@@ -126,6 +127,21 @@ class ConductorManager:
                             ) -> dict[str, Any]:
         """:raises: AggregateNotFound, InventoryInvalid"""
         return self.runner.resident_images(aggregate)
+
+    @messaging.expected_exceptions(exception.Invalid,
+                                   exception.TemporaryFailure)
+    def list_aggregates(self, ctxt: dict[str, Any]) -> list[dict[str, Any]]:
+        """:raises: InventoryInvalid, ServiceUnavailable"""
+        return [dataclasses.asdict(aggregate) for aggregate in
+                self.runner.inventory.list_aggregates()]
+
+    @messaging.expected_exceptions(exception.NotFound, exception.Invalid,
+                                   exception.TemporaryFailure)
+    def get_aggregate(self, ctxt: dict[str, Any], aggregate: str
+                      ) -> dict[str, Any]:
+        """:raises: AggregateNotFound, InventoryInvalid, ServiceUnavailable"""
+        return dataclasses.asdict(self.runner.inventory.get_aggregate(
+            aggregate))
 
     @messaging.expected_exceptions(exception.Invalid, exception.NotFound,
                                    exception.TemporaryFailure)

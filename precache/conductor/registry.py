@@ -180,6 +180,9 @@ class RegistryInventory(Inventory):
     def get_aggregate(self, ref: str) -> Aggregate:
         return self.inner.get_aggregate(ref)
 
+    def list_aggregates(self) -> list[Aggregate]:
+        return self.inner.list_aggregates()
+
     def cell_of(self, host: str) -> str | None:
         return self.inner.cell_of(host) or self.registry.cell_of(host)
 

@@ -26,10 +26,12 @@ class ConductorAPI:
     |          window, hosts, dedupe and source.
     |    1.4 - cache_images' caller carries the caller's auth_token;
     |          Glance validates the images with it.
+    |    1.5 - Added list_aggregates and get_aggregate (the inventory's
+    |          aggregates, for Nova's GET /os-aggregates).
     """
 
     # NOTE: must stay equal to ConductorManager.RPC_API_VERSION.
-    RPC_API_VERSION = '1.4'
+    RPC_API_VERSION = '1.5'
 
     def __init__(self, transport: messaging.Transport,
                  timeout: int | None = None,
@@ -116,6 +118,24 @@ class ConductorAPI:
         :raises: AggregateNotFound (1.1).
         """
         return self._prepare('1.1').call(ctxt, 'get_resident_images',
+                                         aggregate=aggregate)
+
+    def list_aggregates(self, ctxt: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every aggregate of the inventory (1.5).
+
+        :returns: dicts with id, name, uuid, hosts, metadata, created_at
+            and updated_at (ISO 8601 or None).
+        :raises: InventoryInvalid, ServiceUnavailable.
+        """
+        return self._prepare('1.5').call(ctxt, 'list_aggregates')
+
+    def get_aggregate(self, ctxt: dict[str, Any],
+                      aggregate: str) -> dict[str, Any]:
+        """One aggregate by id, uuid or name, as list_aggregates (1.5).
+
+        :raises: AggregateNotFound, InventoryInvalid, ServiceUnavailable.
+        """
+        return self._prepare('1.5').call(ctxt, 'get_aggregate',
                                          aggregate=aggregate)
 
     def list_agents(self, ctxt: dict[str, Any]) -> list[dict[str, Any]]:

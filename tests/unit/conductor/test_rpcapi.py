@@ -120,3 +120,39 @@ def test_new_options_are_sent_at_the_version_that_added_them(conf):
     finally:
         server.stop()
         server.wait()
+
+
+def test_aggregates_from_the_inventory(cloud):
+    """1.5: what precache-api shows as Nova's GET /os-aggregates."""
+    from precache import exception
+    from tests.unit.conftest import AGGREGATES
+
+    listed = cloud.api.list_aggregates({})
+    assert [a['name'] for a in listed] == [a['name'] for a in AGGREGATES]
+    one = cloud.api.get_aggregate({}, 'one')
+    assert one == listed[[a['name'] for a in listed].index('one')]
+    assert (one['id'], one['hosts']) == ('3', ['u-h2'])
+    assert one['created_at'] and one['updated_at'] is None
+    assert cloud.api.get_aggregate({}, '3') == one
+    with pytest.raises(exception.AggregateNotFound):
+        cloud.api.get_aggregate({}, 'no-such')
+
+
+def test_aggregate_reads_need_a_15_conductor(conf):
+    from precache import rpc
+
+    conf.config(control_exchange='precache-old-%s' % uuid.uuid4().hex[:8])
+    transport = rpc.get_transport(conf.conf,
+                                  'fake:///old-%s' % uuid.uuid4().hex[:8])
+    server = rpc.get_server(transport, rpc.CONDUCTOR_TOPIC, 'old',
+                            [OldConductor()])
+    server.start()
+    try:
+        api = ConductorAPI(transport, timeout=10)
+        with pytest.raises(messaging.UnsupportedVersion, match='1.5'):
+            api.list_aggregates({})
+        with pytest.raises(messaging.UnsupportedVersion, match='1.5'):
+            api.get_aggregate({}, 'agg')
+    finally:
+        server.stop()
+        server.wait()

@@ -29,6 +29,8 @@ PUBLIC = {
 
 #: Resources, at the root and under each of PREFIXES.
 ROUTES: dict[str, dict[str, Handler]] = {
+    '/os-aggregates': {'GET': aggregates.list_aggregates},
+    '/os-aggregates/{aggregate_id}': {'GET': aggregates.show_aggregate},
     '/os-aggregates/{aggregate_id}/images': {
         'GET': aggregates.list_images,
         'POST': aggregates.cache_images,
@@ -81,8 +83,14 @@ class Router:
                     methods, params = candidates, found.groupdict()
                     break
         if methods is None:
-            raise webob.exc.HTTPNotFound(
-                detail='No such resource: %s' % path[:200])
+            detail = 'No such resource: %s' % path[:200]
+            if path.startswith('/v2/'):
+                # NOTE: nova --os-endpoint-override sends its Glance
+                # lookups (GET /v2/images?id=in:...) to the same URL.
+                detail += ('. precache-api serves no image API: a client '
+                           'that uses one endpoint for every service must '
+                           'find compute through the catalog instead.')
+            raise webob.exc.HTTPNotFound(detail=detail)
         handler = methods.get(method)
         if handler is None:
             allowed = ', '.join(sorted(methods))

@@ -55,7 +55,8 @@ HOSTS = [host for hosts in CELLS.values() for host in hosts]
 AGGREGATE_UUID = '5d8e4c1a-3f4b-4e8e-9a3c-1f2e3d4c5b6a'
 AGGREGATES = [
     {'id': 11, 'name': 'api-all', 'uuid': AGGREGATE_UUID, 'hosts': HOSTS},
-    {'id': 12, 'name': 'api-one', 'hosts': ['api-h2']},
+    {'id': 12, 'name': 'api-one', 'hosts': ['api-h2'],
+     'metadata': {'availability_zone': 'az-one'}},
     {'id': 13, 'name': 'api-empty', 'hosts': []},
 ]
 

@@ -2,8 +2,10 @@
 
 Tokens come from Keystone and are validated by auth_token in the
 precache-api process with its own service user. Roles: ``admin`` (and
-``operator``, admin in project demo) may create and cancel; ``reader``
-and ``member`` (member implies reader) may read; ``observer`` may not.
+``operator``, admin in project demo) may create, cancel and read;
+``reader``, ``member`` (member implies reader) and ``observer`` may do
+none of it: jobs and aggregates name compute hosts and every project's
+images, and Nova keeps aggregate reads admin-only too.
 """
 
 from __future__ import annotations
@@ -63,13 +65,33 @@ def test_non_admin_cannot_cancel_403(api, tokens, user):
     fault(as_user(api, tokens, user).delete('/jobs/%s' % JOB), 403)
 
 
-@pytest.mark.parametrize('path', ['/jobs', '/jobs/%s' % JOB,
-                                  '/os-aggregates/11/images'])
-def test_observer_cannot_read_403(api, tokens, path):
-    fault(as_user(api, tokens, 'observer').get(path), 403)
+READS = ['/jobs', '/jobs/%s' % JOB, '/os-aggregates/11/images',
+         '/os-aggregates', '/os-aggregates/11', '/v2.1/os-aggregates',
+         '/v2.1/jobs']
 
 
-def test_admin_creates_and_readers_read(api, world, tokens):
+@pytest.mark.parametrize('path', READS)
+@pytest.mark.parametrize('user', ['reader', 'member', 'observer'])
+def test_non_admin_cannot_read_403(api, tokens, user, path):
+    message = fault(as_user(api, tokens, user).get(path), 403)
+    assert "Policy doesn't allow" in message
+
+
+def test_member_sees_no_job_of_anyone(api, world, tokens):
+    """What the member was refused is there: an admin's job."""
+    resp = as_user(api, tokens, 'admin').post(
+        '/os-aggregates/api-one/images', json=cache_body(world.add_image()))
+    assert resp.status_code == 202, resp.text
+    job_id = resp.json()['job']['id']
+    member = as_user(api, tokens, 'member')
+    for path in ('/jobs', '/jobs/%s' % job_id):
+        resp = member.get(path)
+        assert resp.status_code == 403, resp.text
+        assert job_id not in resp.text and 'api-h2' not in resp.text
+    world.wait(job_id)
+
+
+def test_admins_create_and_read(api, world, tokens):
     image = world.add_image()
     for admin in ('admin', 'operator'):
         resp = as_user(api, tokens, admin).post(
@@ -77,16 +99,20 @@ def test_admin_creates_and_readers_read(api, world, tokens):
         assert resp.status_code == 202, resp.text
         job_id = resp.json()['job']['id']
         world.wait(job_id)
-        for reader in ('reader', 'member', admin):
-            served = as_user(api, tokens, reader)
-            shown = served.get('/jobs/%s' % job_id)
-            assert shown.status_code == 200, shown.text
-            assert shown.json()['job']['state'] == 'done'
-            listed = served.get('/jobs', params={'aggregate': 'api-all'})
-            assert job_id in [j['id'] for j in listed.json()['jobs']]
-            resident = served.get('/os-aggregates/11/images').json()
-            assert sorted(resident['images'][image]) == [
-                'api-h1', 'api-h2', 'api-h3']
+        served = as_user(api, tokens, admin)
+        shown = served.get('/jobs/%s' % job_id)
+        assert shown.status_code == 200, shown.text
+        assert shown.json()['job']['state'] == 'done'
+        listed = served.get('/jobs', params={'aggregate': 'api-all'})
+        assert job_id in [j['id'] for j in listed.json()['jobs']]
+        resident = served.get('/os-aggregates/11/images').json()
+        assert sorted(resident['images'][image]) == [
+            'api-h1', 'api-h2', 'api-h3']
+        aggregate = served.get('/os-aggregates/11').json()['aggregate']
+        assert aggregate['hosts'] == ['api-h1', 'api-h2', 'api-h3']
+        names = [a['name'] for a in
+                 served.get('/os-aggregates').json()['aggregates']]
+        assert names == ['api-all', 'api-one', 'api-empty']
 
 
 def test_token_checked_before_anything_else(api, tokens):

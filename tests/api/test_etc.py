@@ -31,12 +31,19 @@ def test_policy_sample_is_current(tmp_path):
         assert '"%s"' % rule.name in text
 
 
-def test_policy_defaults():
+def test_policy_defaults_are_admin_only_as_in_nova():
+    """Reads too: jobs name hosts and every project's images, and with
+    Keystone's implied roles a reader rule admits every member."""
     rules = {rule.name: rule.check_str for rule in policy.list_rules()}
-    assert rules[policy.IMAGES_CREATE] == 'rule:context_is_admin'
-    assert rules[policy.JOBS_CANCEL] == 'rule:context_is_admin'
-    for name in (policy.JOBS_LIST, policy.JOBS_SHOW, policy.IMAGES_LIST):
-        assert rules[name] == 'rule:admin_or_reader'
+    for name in (policy.IMAGES_CREATE, policy.JOBS_CANCEL,
+                 policy.AGGREGATES_INDEX, policy.AGGREGATES_SHOW,
+                 policy.JOBS_LIST, policy.JOBS_SHOW, policy.IMAGES_LIST):
+        assert rules[name] == 'rule:context_is_admin', name
+    with open(os.path.join(ETC, 'policy.yaml.sample')) as sample:
+        text = sample.read()
+    assert '#"precache:jobs:list": "rule:context_is_admin"' in text
+    assert 'every project member is a reader' in ' '.join(
+        line.lstrip('# ') for line in text.splitlines())
 
 
 def test_config_sample_documents_api_and_auth():

@@ -1,8 +1,11 @@
-"""``/os-aggregates/{aggregate_id}/images``: Nova's POST, and what is there.
+"""``/os-aggregates``: Nova's reads and its POST of images, and what is there.
 
 The aggregate may be named by Nova's integer id or, an extension, by its
 uuid or name. As in Nova a missing image is 400 (the request is wrong), a
-missing aggregate 404.
+missing aggregate 404. The reads exist because the stock CLIs
+(``openstack aggregate cache image``, ``nova aggregate-cache-images``)
+look the aggregate up before they post; they answer from the conductor's
+inventory in Nova's format.
 """
 
 from __future__ import annotations
@@ -15,6 +18,47 @@ import webob.exc
 from precache import exception
 from precache.api import microversion, policy, schemas, util
 from precache.api.handlers import jobs as jobs_handlers
+
+#: The first version whose aggregates show their uuid (as in Nova).
+AGGREGATE_UUID = (2, 41)
+
+
+def _nova_id(value: str) -> int | str:
+    return int(value) if value.isdigit() else value
+
+
+def present_aggregate(req: util.Request,
+                      aggregate: dict[str, Any]) -> dict[str, Any]:
+    """Nova's view of an aggregate (nova/api/openstack/compute/
+    aggregates.py ``_marshall_aggregate``)."""
+    metadata = dict(aggregate.get('metadata') or {})
+    view = {'id': _nova_id(str(aggregate['id'])),
+            'name': aggregate['name'],
+            'availability_zone': metadata.get('availability_zone'),
+            'hosts': list(aggregate.get('hosts') or ()),
+            'metadata': metadata,
+            'created_at': aggregate.get('created_at'),
+            'updated_at': aggregate.get('updated_at'),
+            'deleted': False, 'deleted_at': None}
+    if req.api_version >= AGGREGATE_UUID:
+        view['uuid'] = aggregate.get('uuid')
+    return view
+
+
+def list_aggregates(req: util.Request) -> webob.Response:
+    """Nova's ``GET /os-aggregates``: every aggregate of the inventory."""
+    req.authorize(policy.AGGREGATES_INDEX)
+    found = req.conductor.list_aggregates(req.rpc_context())
+    return util.json_response(
+        {'aggregates': [present_aggregate(req, a) for a in found]})
+
+
+def show_aggregate(req: util.Request, aggregate_id: str) -> webob.Response:
+    """Nova's ``GET /os-aggregates/{id}`` (by uuid or name too)."""
+    req.authorize(policy.AGGREGATES_SHOW)
+    found = req.conductor.get_aggregate(req.rpc_context(),
+                                        _aggregate_ref(aggregate_id))
+    return util.json_response({'aggregate': present_aggregate(req, found)})
 
 
 def _aggregate_ref(aggregate_id: str) -> str:

@@ -17,6 +17,9 @@ from precache.conductor.rpcapi import ConductorAPI
 from precache.conf import CONF
 
 CONTEXT_KEY = 'precache.context'
+#: Deepest nesting of arrays and objects a body may have; Nova's bodies
+#: need 3. Deeper ones are refused before any validator recurses.
+MAX_BODY_DEPTH = 32
 CONDUCTOR_KEY = 'precache.conductor'
 
 
@@ -81,10 +84,37 @@ def json_body(req: Request) -> Any:
         raise webob.exc.HTTPBadRequest(detail='The request body is empty; '
                                               'a JSON object is expected.')
     try:
-        return json.loads(raw.decode('utf-8'))
+        body = json.loads(raw.decode('utf-8'))
+        too_deep = _depth(body) > MAX_BODY_DEPTH
     except (UnicodeDecodeError, ValueError) as exc:
         raise webob.exc.HTTPBadRequest(
             detail='Malformed request body: %s' % exc) from None
+    except RecursionError:
+        too_deep = True
+    if too_deep:
+        raise webob.exc.HTTPBadRequest(
+            detail='The request body nests arrays or objects more than %d '
+                   'deep.' % MAX_BODY_DEPTH)
+    return body
+
+
+def _depth(value: Any) -> int:
+    """How deep arrays and objects nest in ``value`` (no recursion)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if depth > MAX_BODY_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def json_response(body: Any, status: int = 200,

@@ -20,6 +20,22 @@ opts: list[cfg.Opt] = [
                     'waits on the conductor over RPC, so this bounds the '
                     'RPC calls in flight from this process; beyond it, '
                     'connections wait in the listen queue.'),
+    cfg.IntOpt('client_timeout',
+               default=30, min=1, max=3600,
+               help='Seconds a client of the built-in server has to send '
+                    'its whole request (line, headers, body) and, later, '
+                    'to take each write of the answer; then the '
+                    'connection is closed. A stalled or slow client holds '
+                    'a connection (never a request slot) this long. '
+                    'Shorter frees connections sooner but cuts off '
+                    'clients on slow links.'),
+    cfg.IntOpt('max_connections',
+               default=256, min=1, max=10000,
+               help='Connections the built-in server holds open at once, '
+                    'each with a thread of its own (reading a request, '
+                    'waiting for a slot or being answered); beyond it, '
+                    'new connections wait in the listen queue. Higher '
+                    'tolerates more slow clients at the cost of threads.'),
     cfg.StrOpt('auth_strategy',
                default='keystone',
                choices=[('keystone', 'keystonemiddleware auth_token '

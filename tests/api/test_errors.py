@@ -88,8 +88,8 @@ def test_bad_content_length_is_400(noauth):
     assert b'"badRequest"' in reply
 
 
-@pytest.mark.parametrize('path', ['/nothing', '/os-aggregates',
-                                  '/os-aggregates/11', '/jobs/%s/x' % JOB,
+@pytest.mark.parametrize('path', ['/nothing', '/os-aggregate',
+                                  '/os-aggregates/11/x', '/jobs/%s/x' % JOB,
                                   '/v2.1/nothing', '/v2.0/jobs',
                                   '/v2.1/openapi.json'])
 def test_unknown_routes_are_404(noauth, path):
@@ -132,9 +132,18 @@ def test_unknown_jobs_are_404(noauth, method):
     ('colour=blue', 'Unknown query parameter'),
     ('state=done&state=failed', 'more than once'),
     ('aggregate=', '1 to 255'),
+    ('aggregate=a%00b', 'control characters'),
+    ('aggregate=%00', 'control characters'),
+    ('state=done%00', 'control characters'),
 ])
 def test_bad_job_queries_are_400(noauth, query, words):
     assert words in fault(noauth.get('/jobs?' + query), 400)
+
+
+@pytest.mark.parametrize('path', ['/v2/images', '/v2.1/v2/images'])
+def test_image_api_404_points_at_the_catalog(noauth, path):
+    message = fault(noauth.get(path + '?id=in:%s' % JOB), 404)
+    assert 'serves no image API' in message
 
 
 def test_path_not_utf8_is_400(noauth):

@@ -32,6 +32,11 @@ def _query(req: util.Request) -> dict[str, str]:
         if name in found:
             raise webob.exc.HTTPBadRequest(
                 detail='Query parameter %s given more than once.' % name)
+        if not value.isprintable():
+            # NOTE: a NUL byte reaches no database (PostgreSQL refuses it).
+            raise webob.exc.HTTPBadRequest(
+                detail='Query parameter %s contains control characters.'
+                       % name)
         found[name] = value
     return found
 

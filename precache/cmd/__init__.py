@@ -17,6 +17,7 @@ from precache import exception
 
 LOG = logging.getLogger(__name__)
 
+#: A bad request, or a configuration the command cannot run with.
 EXIT_BAD_REQUEST = 2
 EXIT_UNAVAILABLE = 3
 

@@ -14,6 +14,7 @@ import oslo_messaging as messaging
 from oslo_config import cfg
 
 from precache import exception
+from precache.conf import validate
 
 LOG = logging.getLogger(__name__)
 
@@ -31,6 +32,9 @@ def fatal(message: str, code: int = 1) -> NoReturn:
 
 def message(exc: BaseException) -> str:
     """An error's own text, without the remote traceback RPC appends."""
+    if isinstance(exc, cfg.Error):
+        # NOTE: oslo.config's messages embed a LocationInfo(...) repr.
+        return validate.scrub(str(exc))
     return getattr(exc, 'message', None) or str(exc)
 
 

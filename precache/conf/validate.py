@@ -18,6 +18,7 @@ import glob
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator
 from importlib import metadata
@@ -62,7 +63,6 @@ def check(conf: cfg.ConfigOpts, prog: str) -> list[str]:
     :raises: ConfigInvalid, one line naming the option and the file.
     """
     files = Files(conf)
-    _register_dynamic_groups(conf)
     warnings = unknown_names(conf, files)
     for warning in warnings:
         _warn(conf, warning)
@@ -216,16 +216,18 @@ def _value_errors(conf: cfg.ConfigOpts, files: Files) -> Iterator[str]:
                 expected(opt.type, text))
         except cfg.Error as exc:
             yield '[%s] %s %s: %s' % (group, name, files.origin(group, name),
-                                      _scrub(str(exc)))
+                                      scrub(str(exc)))
 
 
-def _scrub(text: str) -> str:
-    """oslo.config's messages without the LocationInfo(...) they embed."""
-    start = text.find(' from LocationInfo(')
-    if start < 0:
-        return text
-    end = text.find(')', text.find(')', start) + 1)
-    return text[:start] + text[end + 1:]
+_LOCATION = re.compile(r" from LocationInfo\(location=<[^>]*>, "
+                       r"detail=(?:'(?P<detail>[^']*)'|None)\)")
+
+
+def scrub(text: str) -> str:
+    """An oslo.config message with "in <file>" for the LocationInfo(...)
+    repr it embeds."""
+    return _LOCATION.sub(lambda match: ' in %s' % match.group('detail')
+                         if match.group('detail') else '', text)
 
 
 def expected(type_: Any, text: Any) -> str:
@@ -264,7 +266,7 @@ def expected(type_: Any, text: Any) -> str:
     try:
         type_(text)
     except ValueError as exc:
-        return _scrub(str(exc))
+        return scrub(str(exc))
     return 'not accepted'
 
 
@@ -273,6 +275,7 @@ def expected(type_: Any, text: Any) -> str:
 
 def known_options(conf: cfg.ConfigOpts) -> dict[str, set[str]]:
     """Section → option names precache or one of its libraries reads."""
+    _register_dynamic_groups(conf)
     known: dict[str, set[str]] = {}
 
     def add(group: str, options: list[cfg.Opt]) -> None:

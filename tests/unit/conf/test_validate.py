@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from keystonemiddleware import auth_token
 from oslo_config import cfg, types
 
 from precache import exception, service
@@ -42,13 +43,25 @@ def load(tmp_path: Any, *texts: str) -> tuple[cfg.ConfigOpts, list[str]]:
         path = tmp_path / ('precache-%d.conf' % number)
         path.write_text(text)
         paths.append(str(path))
+    return load_files(paths), paths
+
+
+def load_files(paths: list[str]) -> cfg.ConfigOpts:
+    """A fresh ConfigOpts with every option precache-api has too."""
     conf = cfg.ConfigOpts()
     for module in MODULES:
+        # NOTE: a group of its own: oslo.config's copy of a registered
+        # OptGroup shares its options with the module's, so options an
+        # auth plugin registers here would show up in the global CONF.
+        if hasattr(module, 'group'):
+            conf.register_group(cfg.OptGroup(module.group.name))
         module.register_opts(conf)
     service.register_library_opts(conf)
+    for group, options in auth_token.list_opts():
+        conf.register_opts(options, group=group)
     conf([arg for path in paths for arg in ('--config-file', path)],
          project='precache', default_config_files=[])
-    return conf, paths
+    return conf
 
 
 def refusal(conf: cfg.ConfigOpts, prog: str = 'precache-manage') -> str:

@@ -456,6 +456,11 @@ def check_conductor(conf: cfg.ConfigOpts, files: Files) -> None:
                             conf, files, 'image_service', 'local_catalog'))
     else:
         _need_auth(conf, files, 'glance', '[image_service] driver = glance')
+    if conf.service_user.send_service_user_token:
+        _need_auth(conf, files, 'service_user',
+                   '[service_user] send_service_user_token = true %s'
+                   % files.origin('service_user', 'send_service_user_token'),
+                   endpoint_alone=False)
     sections = {section for _, section, _ in files.sections()}
     for name in conf.schedules.names or ():
         group = SCHEDULE_PREFIX + name

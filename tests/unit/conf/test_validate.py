@@ -213,3 +213,19 @@ def test_agent_files(tmp_path):
     assert refusal(conf, 'precache-agent') == (
         '[ceph] conf_file = %s in %s: no such file'
         % (tmp_path / 'ceph.conf', path))
+
+
+def test_a_service_token_needs_service_user_credentials(tmp_path):
+    (tmp_path / 'inventory.yaml').write_text('aggregates: []')
+    (tmp_path / 'catalog.json').write_text('[]')
+    conf, (path,) = load(tmp_path, (
+        '[inventory]\nstatic_file = %s/inventory.yaml\n'
+        '[image_service]\nlocal_catalog = %s/catalog.json\n'
+        '[service_user]\nsend_service_user_token = true\n')
+        % (tmp_path, tmp_path))
+    assert refusal(conf, 'precache-conductor') == (
+        '[service_user] send_service_user_token = true in %s needs '
+        '[service_user] auth_type and its options (e.g. auth_type = '
+        'password with auth_url, username, password, project_name, '
+        'user_domain_name and project_domain_name); not set in '
+        '[service_user] of %s' % (path, path))

@@ -8,6 +8,7 @@
     │   ├── ImageNotUsable        exists, but not active / not visible
     │   ├── InvalidOption         unknown or out-of-range job option
     │   ├── InventoryInvalid      the inventory file cannot be used
+    │   ├── ConfigInvalid         an option or file of the configuration
     │   └── MalformedNotification a notification the consumer cannot use
     ├── NotFound (404)
     │   ├── AggregateNotFound
@@ -72,6 +73,13 @@ class InvalidOption(Invalid):
 
 class InventoryInvalid(Invalid):
     _msg_fmt = 'Inventory %(source)s is not usable: %(reason)s'
+
+
+class ConfigInvalid(Invalid):
+    """The configuration cannot be used; the message names the option
+    and the file, and says nothing of a request."""
+
+    _msg_fmt = '%(reason)s'
 
 
 class MalformedNotification(Invalid):

@@ -46,6 +46,21 @@ def prepare_service(argv: list[str], project: str = 'precache',
     return conf
 
 
+def check_config(prog: str, conf: cfg.ConfigOpts = CONF) -> None:
+    """Refuse to start on a configuration ``prog`` cannot run with.
+
+    Call right after :func:`prepare_service`: every value is read once,
+    so a bad one stops the service now, in one line naming the option and
+    the file, rather than failing each job later; unknown sections and
+    options are logged as warnings with the nearest known name.
+
+    :raises: ConfigInvalid
+    """
+    from precache.conf import validate
+
+    validate.check(conf, prog)
+
+
 def freeze_startup_objects() -> None:
     """Keep what start-up built out of the garbage collector's passes.
 

@@ -4,9 +4,12 @@ import os
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from precache.conductor import inventory
+from precache.conf import validate
+from tests.unit.conf.test_validate import load_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ETC = os.path.join(ROOT, 'etc', 'precache')
@@ -47,3 +50,38 @@ def test_inventory_example_parses():
     assert [a.name for a in aggregates] == ['rollout-a', 'edge-paris']
     assert aggregates[1].metadata == {
         'precache:images': '9f3a6b52-0a0c-4d7e-8d53-2f3f0e6b4a11'}
+
+
+EXAMPLES = os.path.join(ETC, 'examples')
+
+
+@pytest.mark.parametrize('name, substitutes', [
+    ('conductor', {}),
+    # The same conductor without Glance or Nova: the example catalog and
+    # inventory.
+    ('conductor', {
+        'image_service': {'driver': 'local', 'local_catalog': os.path.join(
+            EXAMPLES, 'catalog.json')},
+        'inventory': {'driver': 'static', 'static_file': os.path.join(
+            ETC, 'inventory.yaml.example')}}),
+    ('agent', {'agent': {'instances_path': '{tmp}/instances'},
+               'ceph': {'conf_file': '{tmp}/ceph.conf',
+                        'keyring': '{tmp}/keyring'}}),
+    ('api', {}),
+    ('consumer', {}),
+])
+def test_examples_pass_the_start_up_check(tmp_path, name, substitutes):
+    """Every value valid, every option known; the files an example names
+    on a real host are replaced by files made here."""
+    for each in ('ceph.conf', 'keyring'):
+        (tmp_path / each).write_text('')
+    lines = []
+    for group, options in substitutes.items():
+        lines.append('[%s]' % group)
+        lines += ['%s = %s' % (option, value.format(tmp=tmp_path))
+                  for option, value in options.items()]
+    here = tmp_path / 'substitutes.conf'
+    here.write_text('\n'.join(lines) + '\n')
+    conf = load_files([os.path.join(EXAMPLES, '%s.conf' % name),
+                       str(here)])
+    assert validate.check(conf, 'precache-%s' % name) == []

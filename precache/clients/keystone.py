@@ -62,12 +62,12 @@ def get_auth(group: str) -> Any:
     try:
         return ks_loading.load_auth_from_conf_options(CONF, group)
     except ks_exc.MissingRequiredOptions as exc:
-        raise exception.Invalid(
+        raise exception.ConfigInvalid(
             reason='%s: missing option(s) %s' % (
                 describe(group), ', '.join(o.dest for o in exc.options))
         ) from exc
     except ks_exc.NoMatchingPlugin as exc:
-        raise exception.Invalid(reason='%s: %s' % (describe(group), exc)
+        raise exception.ConfigInvalid(reason='%s: %s' % (describe(group), exc)
                                 ) from exc
 
 
@@ -96,7 +96,7 @@ def get_adapter(group: str, **kwargs: Any) -> Adapter:
     """
     session = get_session(group)
     if session.auth is None and not CONF[group].endpoint_override:
-        raise exception.Invalid(
+        raise exception.ConfigInvalid(
             reason='%s: set auth_type (and its options) or '
                    'endpoint_override' % describe(group))
     return ks_loading.load_adapter_from_conf_options(

@@ -14,9 +14,11 @@ import oslo_messaging as messaging
 from oslo_config import cfg
 
 from precache import exception
+from precache.conf import validate
 
 LOG = logging.getLogger(__name__)
 
+#: A bad request, or a configuration the command cannot run with.
 EXIT_BAD_REQUEST = 2
 EXIT_UNAVAILABLE = 3
 
@@ -30,6 +32,9 @@ def fatal(message: str, code: int = 1) -> NoReturn:
 
 def message(exc: BaseException) -> str:
     """An error's own text, without the remote traceback RPC appends."""
+    if isinstance(exc, cfg.Error):
+        # NOTE: oslo.config's messages embed a LocationInfo(...) repr.
+        return validate.scrub(str(exc))
     return getattr(exc, 'message', None) or str(exc)
 
 

@@ -13,6 +13,7 @@ from precache.conf import CONF
 @guarded
 def main() -> None:
     service.prepare_service(sys.argv)
+    service.check_config('precache-agent')
     rpc.check_reachable(CONF)
     agent = AgentService(rpc.get_transport(CONF))
     agent.start()

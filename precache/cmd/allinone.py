@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     service.prepare_service(
         ['precache-all-in-one',
          *[a for p in args.config_file for a in ('--config-file', p)]])
+    service.check_config('precache-all-in-one')
     migration.upgrade()
 
     transport = rpc.get_transport(CONF)

@@ -33,6 +33,7 @@ def make_server(app: Any, host: str, port: int,
 @guarded
 def main() -> None:
     service.prepare_service(sys.argv)
+    service.check_config('precache-api')
     rpc.check_reachable(CONF)
     server = make_server(api_app.build_app(), CONF.api.host_ip,
                          CONF.api.port)

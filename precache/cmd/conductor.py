@@ -13,6 +13,7 @@ from precache.conf import CONF
 @guarded
 def main() -> None:
     service.prepare_service(sys.argv)
+    service.check_config('precache-conductor')
     rpc.check_reachable(CONF)
     conductor = ConductorService(rpc.get_transport(CONF))
     conductor.start()

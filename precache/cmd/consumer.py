@@ -13,6 +13,7 @@ from precache.consumer.service import ConsumerService
 @guarded
 def main() -> None:
     service.prepare_service(sys.argv)
+    service.check_config('precache-consumer')
     rpc.check_reachable(CONF)
     rpc.check_reachable(CONF, rpc.notification_url(CONF))
     consumer = ConsumerService(rpc.get_transport(CONF),

@@ -28,11 +28,11 @@ def parse_urls(values: list[str]) -> dict[str, str]:
         name, sep, url = value.partition('=')
         name, url = name.strip(), url.strip()
         if not sep or not name or not url:
-            raise exception.Invalid(
+            raise exception.ConfigInvalid(
                 reason='[cells] transport_url must be "<cell>=<url>", got '
                        '%r' % value.split('://')[0])
         if name in urls:
-            raise exception.Invalid(
+            raise exception.ConfigInvalid(
                 reason='[cells] transport_url lists cell %s twice' % name)
         urls[name] = url
     return urls

@@ -29,7 +29,7 @@ import croniter
 
 from precache import exception
 from precache.conductor import desired, windows
-from precache.conf import CONF
+from precache.conf import CONF, validate
 from precache.conf import schedules as schedules_conf
 from precache.db.schedules import Claim, ScheduleStore
 
@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from precache.conductor.jobs import JobRunner
 
 LOG = logging.getLogger(__name__)
+
+CRON_HELP = ('a cron expression: minute hour day-of-month month '
+             'day-of-week, e.g. "0 2 * * *"')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,33 +71,40 @@ class Schedule:
         return self.image_tag is not None or bool(self.image_properties)
 
 
-def _invalid(name: str, reason: str) -> exception.Invalid:
-    return exception.Invalid(reason='[schedule:%s] %s' % (name, reason))
+def _invalid(conf: Any, name: str, option: str,
+             reason: str) -> exception.ConfigInvalid:
+    group = schedules_conf.SCHEDULE_GROUP_PREFIX + name
+    return exception.ConfigInvalid(reason='[%s] %s %s: %s' % (
+        group, option, validate.origin(conf, group, option), reason))
 
 
 def load(conf: Any = CONF) -> list[Schedule]:
     """The schedules named in ``[schedules] names``.
 
-    :raises: Invalid, naming the group and option, when one is unusable:
-        the conductor refuses to start rather than skip it silently.
+    :raises: ConfigInvalid, naming the group, option and file, when one is
+        unusable: the conductor refuses to start rather than skip it.
     """
     found = []
     for name in conf.schedules.names or ():
         group = getattr(conf, schedules_conf.register_schedule(conf, name))
-        if not group.cron or not croniter.croniter.is_valid(group.cron):
-            raise _invalid(name, 'cron: %r is not a cron expression'
-                           % group.cron)
+        if not group.cron:
+            raise _invalid(conf, name, 'cron', 'required: %s' % CRON_HELP)
+        if not croniter.croniter.is_valid(group.cron):
+            raise _invalid(conf, name, 'cron', '%r is not %s'
+                           % (group.cron, CRON_HELP))
         if not group.aggregates:
-            raise _invalid(name, 'aggregates: none given')
+            raise _invalid(conf, name, 'aggregates',
+                           'required: the aggregates (id, uuid or name) '
+                           'to run on')
         if not (group.images or group.image_tag or group.image_properties):
-            raise _invalid(name, 'give images, image_tag or '
-                                 'image_properties')
+            raise _invalid(conf, name, 'images',
+                           'give images, image_tag or image_properties')
         window = None
         if group.window:
             try:
                 window = windows.parse_duration(group.window)
             except ValueError as exc:
-                raise _invalid(name, 'window: %s' % exc) from None
+                raise _invalid(conf, name, 'window', str(exc)) from None
         found.append(Schedule(
             name=name, cron=group.cron, aggregates=tuple(group.aggregates),
             images=tuple(group.images or ()), image_tag=group.image_tag,

@@ -30,12 +30,18 @@ opts: list[cfg.Opt] = [
                 default=['file'],
                 help='Backends tried in this order for each image; the '
                      'first one that can serve an image fetches it, and '
-                     'the next is tried when it fails. Available: file '
-                     '(local paths and file:// locations), rbd-clone '
-                     '(copy-on-write clone, store rbd only, same cluster), '
-                     'rbd-export (verified sparse export from any cluster '
-                     'of [ceph] clusters). Cheapest first, e.g. '
-                     '"rbd-clone, rbd-export".'),
+                     'the next is tried when it fails. Only backends listed '
+                     'here are tried: with the default, an image without '
+                     'a local file location ends "unsupported", never '
+                     'downloaded from Glance. Available: file (local paths '
+                     'and file:// locations), rbd-clone (copy-on-write '
+                     'clone, store rbd only, same cluster), rbd-export '
+                     '(verified sparse export from any cluster of [ceph] '
+                     'clusters), glance-http (download from Glance with '
+                     'the [glance] credentials, resumed where the store '
+                     'allows; any image, store file only). Cheapest first, '
+                     'glance-http last as the fallback, e.g. "rbd-export, '
+                     'glance-http".'),
     cfg.StrOpt('store',
                default='file',
                choices=[('file', 'files in <instances_path>/_base, for '

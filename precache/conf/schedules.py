@@ -65,9 +65,13 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(opts, group=group)
 
 
+#: ``[schedule:<name>]``: one group per schedule.
+SCHEDULE_GROUP_PREFIX = 'schedule:'
+
+
 def register_schedule(conf: cfg.ConfigOpts, name: str) -> str:
     """Register ``[schedule:<name>]`` (a dynamic group); its name."""
-    group_name = 'schedule:%s' % name
+    group_name = SCHEDULE_GROUP_PREFIX + name
     conf.register_opts(schedule_opts, group=group_name)
     return group_name
 

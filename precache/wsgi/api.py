@@ -28,6 +28,7 @@ def init_application() -> Any:
     if os.environ.get('PRECACHE_CONFIG_DIR'):
         argv += ['--config-dir', os.environ['PRECACHE_CONFIG_DIR']]
     service.prepare_service(argv)
+    service.check_config('precache-api')
     return api_app.build_app()
 
 

@@ -71,7 +71,12 @@ def closed_port() -> int:
 def test_unreachable_broker_is_one_line_and_nonzero(tmp_path) -> None:
     """Services and the CLI name the message bus and exit non-zero."""
     port = closed_port()
+    # NOTE: a configuration valid in all else: that is checked first.
+    (tmp_path / 'catalog.json').write_text('[]')
+    (tmp_path / 'inventory.yaml').write_text('aggregates: []')
     conf = write_conf(str(tmp_path / 'precache.conf'), {
+        'inventory': {'static_file': str(tmp_path / 'inventory.yaml')},
+        'image_service': {'local_catalog': str(tmp_path / 'catalog.json')},
         'DEFAULT': {'host': 'lonely',
                     'transport_url': 'rabbit://guest:guest@127.0.0.1:%d/'
                                      % port,

@@ -26,7 +26,7 @@ def load(names: list[str] | None = None) -> list[Backend]:
         NAMESPACE, names, invoke_on_load=True, name_order=True,
         on_missing_entrypoints_callback=missing.extend)
     if missing:
-        raise exception.Invalid(
+        raise exception.ConfigInvalid(
             reason='unknown backend(s) in [agent] enabled_backends: %s'
                    % ', '.join(sorted(missing)))
     return [cast(Backend, ext.obj) for ext in manager]

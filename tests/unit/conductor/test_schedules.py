@@ -80,20 +80,25 @@ def test_load_checks_each_schedule(conf, cloud):
     assert tagged.image_tag == 'gold' and tagged.window is None
     assert tagged.image_properties == (('os_distro', 'ubuntu'),)
 
-    for group, values, reason in [
-            ('nightly', {'cron': 'at two'},
-             "cron: 'at two' is not a cron expression"),
-            ('nightly', {'window': 'long'}, 'window: not a duration'),
-            ('tagged', {'aggregates': []}, 'aggregates: none given'),
+    for group, values, option, reason in [
+            ('nightly', {'cron': None}, 'cron',
+             'required: a cron expression: minute hour day-of-month month '
+             'day-of-week, e.g. "0 2 * * *"'),
+            ('nightly', {'cron': 'at two'}, 'cron',
+             "'at two' is not a cron expression"),
+            ('nightly', {'window': 'long'}, 'window', 'not a duration'),
+            ('tagged', {'aggregates': []}, 'aggregates', 'required'),
             ('tagged', {'image_tag': None, 'image_properties': {}},
-             'give images, image_tag or image_properties')]:
+             'images', 'give images, image_tag or image_properties')]:
         name = 'schedule:%s' % group
         before = {key: getattr(getattr(CONF, name), key) for key in values}
         conf.config(group=name, **values)
-        with pytest.raises(exception.Invalid) as info:
+        with pytest.raises(exception.ConfigInvalid) as info:
             schedules.load()
-        assert info.value.message.startswith(
-            'Invalid request: [%s] %s' % (name, reason))
+        # Where the value comes from, then why it is wrong (no "Invalid
+        # request": no request is involved).
+        assert info.value.message.startswith('[%s] %s (' % (name, option))
+        assert '): %s' % reason in info.value.message
         conf.config(group=name, **before)
 
 

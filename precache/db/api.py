@@ -326,7 +326,6 @@ class JobStore:
         """Overwrite the rows of these (host, image) pairs of a job."""
         self.record_progress([], [(job_id, list(results))])
 
-    @transaction
     def record_progress(self, claims: Iterable[tuple[str, str]],
                         results: Iterable[
                             tuple[str, list[objects.HostImageResult]]]
@@ -336,7 +335,15 @@ class JobStore:
         ``claims`` are (job id, host); ``results`` (job id, rows to
         overwrite). Returns the claims a cancel had already skipped.
         """
-        claims = list(claims)
+        # NOTE: lists: a transaction run again must see them whole.
+        return self._record_progress(
+            list(claims), [(job_id, list(rows)) for job_id, rows in results])
+
+    @transaction
+    def _record_progress(self, claims: list[tuple[str, str]],
+                         results: list[
+                             tuple[str, list[objects.HostImageResult]]]
+                         ) -> list[tuple[str, str]]:
         with self._session() as session:
             claimed = self._claim(session, claims)
             lost = [claim for claim in claims if claim not in claimed]

@@ -63,10 +63,18 @@ def summary(error: BaseException) -> str:
 
 
 def _call(func: Callable[..., Any], args: tuple[Any, ...]) -> str:
-    """``name(first id)``: which call, and of which job or host."""
-    first = args[1] if len(args) > 1 else None
-    name = first if isinstance(first, str) else getattr(first, 'host', '')
-    return '%s(%s)' % (func.__name__, name)
+    """``name(ids)``: which call, of which job(s) or host."""
+    first: Any = args[1] if len(args) > 1 else None
+    if isinstance(first, str):
+        ids = [first]
+    elif isinstance(getattr(first, 'host', None), str):
+        ids = [first.host]
+    else:
+        # NOTE: record_progress: its claims' and results' job ids.
+        ids = [item[0] for batch in args[1:3] if isinstance(batch, list)
+               for item in batch if isinstance(item, tuple)]
+    name = func.__name__.lstrip('_')
+    return '%s(%s)' % (name, ', '.join(dict.fromkeys(ids)))
 
 
 def transaction(func: F) -> F:

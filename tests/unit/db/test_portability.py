@@ -82,7 +82,7 @@ def test_a_real_deadlock_is_run_again(store, caplog):
     retries = [r.getMessage() for r in caplog.records
                if 'lost a lock race' in r.getMessage()]
     assert len(retries) == 1, retries
-    assert 'record_progress(' in retries[0]
+    assert 'record_progress(%s)' % job.id in retries[0]
     assert '(attempt 1 of 6)' in retries[0]
 
 

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, orm
 from sqlalchemy.dialects import mysql
 
+from precache import exception
 from precache.conf import CONF
 from precache.db import models
 
@@ -35,8 +36,31 @@ def default_url() -> str:
     return 'sqlite:///%s' % os.path.join(CONF.state_path, 'precache.sqlite')
 
 
+#: The extra of precache that installs each server database's driver,
+#: and the URL scheme of that driver.
+EXTRAS = {'mysql': ('mysql', 'mysql+pymysql'),
+          'mariadb': ('mysql', 'mysql+pymysql'),
+          'postgresql': ('postgresql', 'postgresql+psycopg2')}
+
+
 def create_engine(url: str) -> sa.Engine:
+    """An engine for ``url``.
+
+    :raises: JobStoreError when the URL's database driver is missing.
+    """
     parsed = sa.engine.make_url(url)
+    backend = parsed.get_backend_name()
+    try:
+        return _create_engine(url, parsed)
+    except ModuleNotFoundError as error:
+        extra, scheme = EXTRAS.get(backend, (backend, parsed.drivername))
+        raise exception.JobStoreError(
+            reason='the database driver of %s://… is not installed (%s): '
+                   'pip install precache[%s] and use %s://…' % (
+                       parsed.drivername, error, extra, scheme)) from None
+
+
+def _create_engine(url: str, parsed: sa.URL) -> sa.Engine:
     if parsed.get_backend_name() in MYSQL:
         # NOTE: utf8mb4: MySQL's "utf8" stops at three bytes per character.
         if 'charset' not in parsed.query:

@@ -156,3 +156,13 @@ def test_0005_keeps_what_0004_stored(db_url):
         store.create_job(str(uuid.uuid4()), 'agg', [], [], {}, dedupe=True)
     finally:
         store.close()
+
+
+def test_a_missing_driver_names_the_extra():
+    # NOTE: mysqlclient (MySQLdb) is not installed; PyMySQL is.
+    with pytest.raises(exception.JobStoreError) as info:
+        JobStore('mysql+mysqldb://root@127.0.0.1/precache')
+    assert str(info.value) == (
+        "job store error: the database driver of mysql+mysqldb://… is not "
+        "installed (No module named 'MySQLdb'): pip install precache[mysql] "
+        "and use mysql+pymysql://…")

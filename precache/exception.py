@@ -15,6 +15,7 @@
     │   ├── ImageNotFound
     │   └── JobNotFound
     ├── Conflict (409)
+    ├── JobStoreError             the job store's database failed
     ├── TemporaryFailure (503)    try again later
     │   ├── ServiceUnavailable    broker, conductor or agent unreachable
     │   └── AgentNotResponding
@@ -106,6 +107,12 @@ class JobNotFound(NotFound):
 class Conflict(PrecacheException):
     _msg_fmt = 'Conflict: %(reason)s'
     code = 409
+
+
+class JobStoreError(PrecacheException):
+    """One line; the database's full error is logged where it happened."""
+
+    _msg_fmt = 'job store error: %(reason)s'
 
 
 class TemporaryFailure(PrecacheException):

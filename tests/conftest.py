@@ -49,3 +49,25 @@ def postgres_url() -> Iterator[str]:
             conn.exec_driver_sql(
                 'DROP DATABASE IF EXISTS %s WITH (FORCE)' % name)
         admin.dispose()
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A fresh, empty MariaDB (MySQL) database, dropped afterwards."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    admin_url = os.environ.get('PRECACHE_TEST_MARIADB_URL',
+                               'mysql+pymysql://root@127.0.0.1:3306/mysql')
+    name = 'precache_test_%s' % uuid.uuid4().hex[:12]
+    admin = sa.create_engine(admin_url, isolation_level='AUTOCOMMIT')
+    with admin.connect() as conn:
+        conn.exec_driver_sql('CREATE DATABASE %s CHARACTER SET utf8mb4' % name)
+    try:
+        yield str(sa.engine.make_url(admin_url).set(database=name)
+                  .render_as_string(hide_password=False))
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql('DROP DATABASE IF EXISTS %s' % name)
+        admin.dispose()

@@ -6,110 +6,25 @@ records of :mod:`precache.objects`, never ORM rows.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
-import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event, orm
+from sqlalchemy import orm
 
 from precache import exception, objects
-from precache.conf import CONF
 from precache.db import models
-
-
-def default_url() -> str:
-    """``[database] connection``, else an SQLite file under state_path."""
-    url = CONF.database.connection
-    if url:
-        return url
-    return 'sqlite:///%s' % os.path.join(CONF.state_path, 'precache.sqlite')
-
-
-def create_engine(url: str) -> sa.Engine:
-    if not url.startswith('sqlite'):
-        return sa.create_engine(url, pool_pre_ping=True)
-    path = sa.engine.make_url(url).database
-    if path and path != ':memory:':
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    engine = sa.create_engine(url, connect_args={'timeout': 30,
-                                                 'check_same_thread': False})
-
-    # NOTE: pysqlite's lazy BEGIN lets two writers both read, then one
-    # fails with "database is locked". Taking the write lock up front
-    # makes them queue instead (busy timeout above).
-    # NOTE: write-ahead log: pollers read while the runner writes, and a
-    # commit appends to the log without an fsync (synchronous=NORMAL: a
-    # power cut may lose the last commits, never corrupt the file; the
-    # conductor resumes hosts left unfinished). Rollback-journal commits
-    # cost two fsyncs each, two per host of every job.
-    @event.listens_for(engine, 'connect')
-    def _no_implicit_begin(dbapi_conn: Any, record: Any) -> None:
-        dbapi_conn.isolation_level = None
-        dbapi_conn.execute('PRAGMA foreign_keys = ON')
-        dbapi_conn.execute('PRAGMA journal_mode = WAL')
-        dbapi_conn.execute('PRAGMA synchronous = NORMAL')
-
-    @event.listens_for(engine, 'begin')
-    def _begin_immediate(conn: sa.Connection) -> None:
-        # NOTE: reads (see reader()) take no write lock: in WAL mode they
-        # see a snapshot and never wait for the writers.
-        if conn.get_execution_options().get(READ_ONLY):
-            conn.exec_driver_sql('BEGIN')
-        else:
-            conn.exec_driver_sql('BEGIN IMMEDIATE')
-
-    return engine
-
-
-#: Execution option of the engine read-only sessions are bound to.
-READ_ONLY = 'precache_read_only'
-
-_WRITE_LOCKS: weakref.WeakKeyDictionary[sa.Engine, threading.RLock] = \
-    weakref.WeakKeyDictionary()
-
-
-class Writer:
-    """Write sessions of one engine.
-
-    On SQLite the threads of a process take turns on a lock: SQLite makes
-    a waiting writer sleep and retry (1, 2, 5 … 100 ms), which at 64
-    hosts starting at once cost the fan-out more than the writes did.
-    """
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self._sessions = orm.sessionmaker(engine, expire_on_commit=False)
-        self._lock: contextlib.AbstractContextManager[Any] = (
-            _WRITE_LOCKS.setdefault(engine, threading.RLock())
-            if engine.dialect.name == 'sqlite' else contextlib.nullcontext())
-
-    @contextmanager
-    def begin(self) -> Iterator[orm.Session]:
-        with self._lock, self._sessions.begin() as session:
-            yield session
-
-
-def reader(engine: sa.Engine) -> orm.sessionmaker:
-    """Sessions for reads only: on SQLite they do not queue behind
-    writers (status polls, registry lookups before each host)."""
-    return orm.sessionmaker(engine.execution_options(**{READ_ONLY: True}),
-                            expire_on_commit=False)
-
-
-def serialize(session: orm.Session, key: str) -> None:
-    """Hold a lock named ``key`` until the transaction ends.
-
-    SQLite transactions already take the write lock up front (see
-    create_engine); PostgreSQL gets a transaction-scoped advisory lock, so
-    two conductors checking then writing the same thing queue up.
-    """
-    if session.get_bind().dialect.name == 'postgresql':
-        session.execute(sa.text('SELECT pg_advisory_xact_lock(hashtext(:k))'),
-                        {'k': key})
+from precache.db.engine import (  # noqa: F401 - the store's public names
+    MYSQL,
+    READ_ONLY,
+    Writer,
+    create_engine,
+    default_url,
+    reader,
+    serialize,
+)
+from precache.db.retry import transaction
 
 
 def _to_result(row: models.HostResult) -> objects.HostImageResult:
@@ -156,6 +71,7 @@ class JobStore:
 
     # -- jobs -------------------------------------------------------------
 
+    @transaction
     def create_job(self, job_id: str, aggregate: str,
                    images: list[objects.ImageSpec],
                    hosts: list[tuple[str, str | None]],
@@ -229,6 +145,7 @@ class JobStore:
             raise exception.JobNotFound(job=job_id)
         return row
 
+    @transaction
     def get_job(self, job_id: str,
                 with_results: bool = True) -> objects.Job:
         with self._read() as session:
@@ -244,11 +161,13 @@ class JobStore:
                 .order_by(models.HostResult.host, models.HostResult.id))]
             return self._to_job(row, results, with_results)
 
+    @transaction
     def get_images(self, job_id: str) -> list[objects.ImageSpec]:
         with self._read() as session:
             row = self._job_row(session, job_id)
             return [objects.ImageSpec.from_dict(i) for i in row.images]
 
+    @transaction
     def list_jobs(self, aggregate: str | None = None,
                   state: str | None = None, limit: int = 50,
                   marker: str | None = None) -> list[objects.Job]:
@@ -315,6 +234,7 @@ class JobStore:
             hosts=hosts, counts=counts,
             results=results if with_results else None)
 
+    @transaction
     def set_job_state(self, job_id: str, state: objects.JobState,
                       reason: str | None = None,
                       only_from: Iterable[objects.JobState] | None = None
@@ -338,6 +258,7 @@ class JobStore:
                 row.finished_at = now
             return True
 
+    @transaction
     def cancel_job(self, job_id: str, reason: str) -> objects.Job:
         """Skip every host not started yet, in one transaction.
 
@@ -375,6 +296,7 @@ class JobStore:
                 row.finished_at = now
         return self.get_job(job_id, with_results=False)
 
+    @transaction
     def runner_of(self, job_id: str) -> str | None:
         """The conductor running or about to run a job; None once final.
 
@@ -385,6 +307,7 @@ class JobStore:
             return None if objects.JobState(row.state).is_final \
                 else row.conductor
 
+    @transaction
     def unfinished_jobs(self, conductor: str) -> list[str]:
         """Ids of this conductor's jobs that never reached a final state."""
         with self._session() as session:
@@ -412,7 +335,15 @@ class JobStore:
         ``claims`` are (job id, host); ``results`` (job id, rows to
         overwrite). Returns the claims a cancel had already skipped.
         """
-        claims = list(claims)
+        # NOTE: lists: a transaction run again must see them whole.
+        return self._record_progress(
+            list(claims), [(job_id, list(rows)) for job_id, rows in results])
+
+    @transaction
+    def _record_progress(self, claims: list[tuple[str, str]],
+                         results: list[
+                             tuple[str, list[objects.HostImageResult]]]
+                         ) -> list[tuple[str, str]]:
         with self._session() as session:
             claimed = self._claim(session, claims)
             lost = [claim for claim in claims if claim not in claimed]
@@ -428,6 +359,7 @@ class JobStore:
                 session.connection().execute(_UPDATE_RESULT, params)
         return lost
 
+    @transaction
     def set_host_state(self, job_id: str, host: str,
                        state: objects.HostImageState,
                        only_from: objects.HostImageState | None = None,
@@ -444,6 +376,7 @@ class JobStore:
             result: sa.CursorResult = session.execute(query)  # type: ignore
             return result.rowcount
 
+    @transaction
     def skip_hosts(self, job_id: str, hosts: list[str], reason: str) -> int:
         """Skip the unfinished rows of ``hosts`` (not started, or left
         running by a conductor that died); returns how many."""
@@ -477,22 +410,37 @@ class JobStore:
         for job_id, host in claims:
             hosts_of.setdefault(job_id, []).append(host)
         columns = _RESULTS.c
+        connection = session.connection()
+        returning = connection.dialect.update_returning
         claimed: set[tuple[str, str]] = set()
         for job_id, hosts in hosts_of.items():
             for start in range(0, len(hosts), 500):
-                rows = session.connection().execute(
-                    sa.update(_RESULTS)
-                    .where(columns.job_id == job_id,
-                           columns.host.in_(hosts[start:start + 500]),
-                           columns.state.in_(
-                               [objects.HostImageState.PENDING.value,
-                                objects.HostImageState.RUNNING.value]))
-                    .values(state=objects.HostImageState.RUNNING.value,
-                            reason=None)
-                    .returning(columns.host))
-                claimed.update((job_id, host) for host in rows.scalars())
+                unfinished = (
+                    columns.job_id == job_id,
+                    columns.host.in_(hosts[start:start + 500]),
+                    columns.state.in_([objects.HostImageState.PENDING.value,
+                                       objects.HostImageState.RUNNING.value]))
+                running = {'state': objects.HostImageState.RUNNING.value,
+                           'reason': None}
+                if returning:
+                    found = connection.execute(
+                        sa.update(_RESULTS).where(*unfinished)
+                        .values(running).returning(columns.host)).all()
+                else:
+                    # NOTE: MySQL/MariaDB have no UPDATE ... RETURNING: read
+                    # the rows under a row lock, then update those.
+                    found = connection.execute(
+                        sa.select(columns.id, columns.host)
+                        .where(*unfinished).with_for_update()).all()
+                    if found:
+                        connection.execute(
+                            sa.update(_RESULTS)
+                            .where(columns.id.in_([row.id for row in found]))
+                            .values(running))
+                claimed.update((job_id, row.host) for row in found)
         return claimed
 
+    @transaction
     def resident_images(self, hosts: list[str]
                         ) -> list[tuple[str, objects.HostImageResult]]:
         """(job id, result) of every image resident on ``hosts``.

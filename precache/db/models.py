@@ -6,6 +6,17 @@ import datetime
 
 import sqlalchemy as sa
 from sqlalchemy import orm
+from sqlalchemy.dialects import mysql
+
+#: MySQL/MariaDB tables: 4-byte UTF-8, and compared byte for byte as on
+#: SQLite and PostgreSQL (the default collation folds case, so hosts
+#: ``Compute1`` and ``compute1`` would collide in a unique key).
+MYSQL_TABLE = {'mysql_charset': 'utf8mb4', 'mysql_collate': 'utf8mb4_bin',
+               'mysql_engine': 'InnoDB'}
+
+#: Seconds of a host's call: a double (MySQL's FLOAT is single precision).
+Seconds = sa.Float().with_variant(mysql.DOUBLE(asdecimal=False), 'mysql',
+                                  'mariadb')
 
 
 class Base(orm.DeclarativeBase):
@@ -13,10 +24,19 @@ class Base(orm.DeclarativeBase):
 
 
 class UTCDateTime(sa.types.TypeDecorator):
-    """Timezone-aware UTC timestamps on every backend (SQLite drops tz)."""
+    """Timezone-aware UTC timestamps on every backend (SQLite drops tz).
+
+    MySQL's DATETIME keeps whole seconds unless told otherwise: jobs
+    created within a second would tie, and newest-first pages reorder.
+    """
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ('mysql', 'mariadb'):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(self.impl)
 
     def process_bind_param(self, value, dialect):
         if value is not None and value.tzinfo is not None:
@@ -51,6 +71,7 @@ class Job(Base):
         sa.Index('ix_jobs_state', 'state'),
         sa.Index('ix_jobs_aggregate', 'aggregate'),
         sa.Index('ix_jobs_created_at', 'created_at'),
+        MYSQL_TABLE,
     )
 
 
@@ -69,7 +90,7 @@ class HostResult(Base):
     state: orm.Mapped[str] = orm.mapped_column(sa.String(16))
     method: orm.Mapped[str | None] = orm.mapped_column(sa.String(16))
     bytes: orm.Mapped[int] = orm.mapped_column(sa.BigInteger, default=0)
-    seconds: orm.Mapped[float] = orm.mapped_column(sa.Float, default=0.0)
+    seconds: orm.Mapped[float] = orm.mapped_column(Seconds, default=0.0)
     reason: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
     started_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
         UTCDateTime)
@@ -80,6 +101,7 @@ class HostResult(Base):
         sa.UniqueConstraint('job_id', 'host', 'image_id',
                             name='uq_host_results_job_host_image'),
         sa.Index('ix_host_results_host_image', 'host', 'image_id'),
+        MYSQL_TABLE,
     )
 
 
@@ -108,7 +130,7 @@ class Agent(Base):
     stopped_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
         UTCDateTime)
 
-    __table_args__ = (sa.Index('ix_agents_cell', 'cell'),)
+    __table_args__ = (sa.Index('ix_agents_cell', 'cell'), MYSQL_TABLE)
 
 
 class ScheduleRun(Base):
@@ -121,6 +143,7 @@ class ScheduleRun(Base):
     """
 
     __tablename__ = 'schedule_runs'
+    __table_args__ = MYSQL_TABLE
 
     name: orm.Mapped[str] = orm.mapped_column(sa.String(255),
                                               primary_key=True)
@@ -133,3 +156,15 @@ class ScheduleRun(Base):
     #: Why the claimed occurrence started no job (an error, or nothing
     #: to do); None while its job is being created, or once it is.
     note: orm.Mapped[str | None] = orm.mapped_column(sa.Text)
+
+
+class StoreLock(Base):
+    """A named lock of MySQL/MariaDB transactions (db.engine.serialize):
+    each takes it by writing its row; ``taken`` only counts."""
+
+    __tablename__ = 'store_locks'
+    __table_args__ = MYSQL_TABLE
+
+    name: orm.Mapped[str] = orm.mapped_column(sa.String(255),
+                                              primary_key=True)
+    taken: orm.Mapped[int] = orm.mapped_column(sa.BigInteger)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from precache import objects
 from precache.db import api as db_api
 from precache.db import models
+from precache.db.retry import transaction
 
 
 @dataclasses.dataclass
@@ -70,6 +71,7 @@ class RegistryStore:
         self._sessions = db_api.Writer(engine)
         self._readers = db_api.reader(engine)
 
+    @transaction
     def heartbeat(self, record: AgentRecord,
                   now: datetime.datetime | None = None,
                   stopping: bool = False) -> datetime.datetime | None:
@@ -92,11 +94,13 @@ class RegistryStore:
             row.stopped_at = now if stopping else None
             return before
 
+    @transaction
     def get(self, host: str) -> AgentRecord | None:
         with self._readers.begin() as session:
             row = session.get(models.Agent, host)
             return _record(row) if row is not None else None
 
+    @transaction
     def liveness(self) -> dict[str, AgentRecord]:
         """Every host's cell, RPC version, last heartbeat and goodbye —
         what deciding whether to call it needs — in one query.
@@ -113,6 +117,7 @@ class RegistryStore:
                 last_seen=row.last_seen, stopped_at=row.stopped_at)
                 for row in session.execute(sa.select(*columns))}
 
+    @transaction
     def list(self, cell: str | None = None) -> list[AgentRecord]:
         query = sa.select(models.Agent).order_by(models.Agent.cell,
                                                  models.Agent.host)

@@ -18,6 +18,7 @@ from sqlalchemy import orm
 from precache import objects
 from precache.db import models
 from precache.db.api import Writer, reader, serialize
+from precache.db.retry import transaction
 
 #: A claim whose job was never recorded (its conductor died while
 #: creating it) stops blocking the schedule after this long.
@@ -45,6 +46,7 @@ class ScheduleStore:
         self._sessions = Writer(engine)
         self._readers = reader(engine)
 
+    @transaction
     def get(self, name: str) -> ScheduleRecord | None:
         with self._readers.begin() as session:
             row = session.get(models.ScheduleRun, name)
@@ -53,6 +55,7 @@ class ScheduleStore:
                 conductor=row.conductor, claimed_at=row.claimed_at,
                 note=row.note)
 
+    @transaction
     def claim(self, name: str, occurrence: datetime.datetime,
               conductor: str, now: datetime.datetime | None = None) -> Claim:
         """Take ``occurrence`` of schedule ``name`` for ``conductor``."""
@@ -85,6 +88,7 @@ class ScheduleStore:
         return state in (objects.JobState.PENDING.value,
                          objects.JobState.RUNNING.value)
 
+    @transaction
     def finish_claim(self, name: str, occurrence: datetime.datetime,
                      job_id: str | None = None,
                      note: str | None = None) -> None:

@@ -1,5 +1,6 @@
-"""The job store queries behind cancel and resident images (SQLite and
-PostgreSQL): a host is either started or skipped, never both."""
+"""The job store queries behind cancel and resident images (SQLite,
+PostgreSQL and MariaDB): a host is either started or skipped, never
+both."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ IMAGES = [objects.ImageSpec(id='6c1b2a3d-0000-4000-8000-00000000000%d' % i)
 HOSTS = [('h1', 'c1'), ('h2', 'c1'), ('h3', None)]
 
 
-@pytest.fixture(params=['sqlite', pytest.param('postgres',
-                                               marks=pytest.mark.postgres)])
+@pytest.fixture(params=['sqlite',
+                        pytest.param('postgres', marks=pytest.mark.postgres),
+                        pytest.param('mariadb', marks=pytest.mark.mariadb)])
 def store(request, tmp_path):
     if request.param == 'sqlite':
         url = 'sqlite:///%s' % (tmp_path / 'jobs.sqlite')
     else:
-        url = request.getfixturevalue('postgres_url')
+        url = request.getfixturevalue('%s_url' % request.param)
     migration.upgrade(url)
     store = JobStore(url)
     yield store

@@ -1,4 +1,4 @@
-"""JobStore on SQLite and PostgreSQL."""
+"""JobStore on SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Deduplicated job creation, skipping hosts, and the schedules' claims,
-on SQLite and PostgreSQL."""
+on SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 

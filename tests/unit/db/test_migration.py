@@ -1,4 +1,5 @@
-"""Migrations build exactly the models' schema, on SQLite and PostgreSQL."""
+"""Migrations build exactly the models' schema, on SQLite, PostgreSQL and
+MariaDB."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def test_upgrade_is_idempotent(db_url):
 
 
 def test_head_is_the_only_head():
-    assert migration.head() == '0004'
+    assert migration.head() == '0005'
 
 
 def test_default_url_is_sqlite_under_state_path(tmp_path):

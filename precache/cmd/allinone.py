@@ -100,14 +100,17 @@ def main(argv: list[str] | None = None) -> None:
                                state_dir, 'hosts', host, 'instances')))
               for cell, hosts in sample.CELLS.items() for host in hosts]
     conductor = ConductorService(transport, inventory=static)
+    # NOTE: as in a deployment started in order: the conductor listens
+    # before the agents' first heartbeats (casts nobody would receive),
+    # and it stops after their goodbyes.
+    conductor.start()
     for agent in agents:
         agent.start()
-    conductor.start()
     try:
         code = _serve(args, out) if args.serve else \
             _run(args, transport, out)
     finally:
-        stop_all([conductor, *agents])
+        stop_all([*agents, conductor])
         rpc.cleanup()
     logging.shutdown()
     sys.exit(code)

@@ -100,12 +100,15 @@ def main(argv: list[str] | None = None) -> None:
                                state_dir, 'hosts', host, 'instances')))
               for cell, hosts in sample.CELLS.items() for host in hosts]
     conductor = ConductorService(transport, inventory=static)
-    # NOTE: as in a deployment started in order: the conductor listens
-    # before the agents' first heartbeats (casts nobody would receive),
-    # and it stops after their goodbyes.
-    conductor.start()
+    # NOTE: the agents listen before the conductor resumes an interrupted
+    # job (a call to an agent not yet listening is lost on this bus), and
+    # beat again once it listens: their first heartbeats, cast before,
+    # reached nobody. The conductor stops after their goodbyes.
     for agent in agents:
         agent.start()
+    conductor.start()
+    for agent in agents:
+        agent.heartbeater.beat()
     try:
         code = _serve(args, out) if args.serve else \
             _run(args, transport, out)

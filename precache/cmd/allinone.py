@@ -103,7 +103,9 @@ def main(argv: list[str] | None = None) -> None:
     # NOTE: the agents listen before the conductor resumes an interrupted
     # job (a call to an agent not yet listening is lost on this bus), and
     # beat again once it listens: their first heartbeats, cast before,
-    # reached nobody. The conductor stops after their goodbyes.
+    # reached nobody. The conductor stops first, leaving the hosts of an
+    # interrupted job pending for the next run; their agents' goodbyes
+    # would skip them.
     for agent in agents:
         agent.start()
     conductor.start()
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         code = _serve(args, out) if args.serve else \
             _run(args, transport, out)
     finally:
-        stop_all([*agents, conductor])
+        stop_all([conductor, *agents])
         rpc.cleanup()
     logging.shutdown()
     sys.exit(code)

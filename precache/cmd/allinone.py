@@ -101,9 +101,17 @@ def main(argv: list[str] | None = None) -> None:
                                state_dir, 'hosts', host, 'instances')))
               for cell, hosts in sample.CELLS.items() for host in hosts]
     conductor = ConductorService(transport, inventory=static)
+    # NOTE: the agents listen before the conductor resumes an interrupted
+    # job (a call to an agent not yet listening is lost on this bus), and
+    # beat again once it listens: their first heartbeats, cast before,
+    # reached nobody. The conductor stops first, leaving the hosts of an
+    # interrupted job pending for the next run; their agents' goodbyes
+    # would skip them.
     for agent in agents:
         agent.start()
     conductor.start()
+    for agent in agents:
+        agent.heartbeater.beat()
     try:
         code = _serve(args, out) if args.serve else \
             _run(args, transport, out)

@@ -9,9 +9,12 @@ an agent that is gone (the message would wait in its queue for up to
 ``host_call_timeout`` and run when the agent comes back). An agent heard
 within one heartbeat interval is known to be alive, so it gets no ping:
 that halves the round trips per host, which is what bounds a big fan-out
-(docs/performance.md). The call carries the time after which the
-conductor stops waiting, so an agent that restarts later drops it rather
-than doing work nobody waits for.
+(docs/performance.md). A host the registry only doubts (a stale row just
+after a conductor start, see registry.py) is pinged within its slot, so
+``max_concurrent_hosts`` bounds pings and calls alike; its answer, not
+the row, decides. The call carries the time after which the conductor
+stops waiting, so an agent that restarts later drops it rather than
+doing work nobody waits for.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import oslo_messaging as messaging
 from precache import exception, objects, rpc
 from precache.agent.rpcapi import AgentAPI
 from precache.conductor import windows
-from precache.conductor.registry import AgentStatus
+from precache.conductor.registry import AgentStatus, too_old
 from precache.conf import CONF
 
 LOG = logging.getLogger(__name__)
@@ -37,12 +40,20 @@ State = objects.HostImageState
 
 def results_for(host: str, cell: str | None,
                 images: list[objects.ImageSpec], state: State,
-                reason: str) -> list[objects.HostImageResult]:
-    """The same final state and reason for every image of a host."""
+                reason: str, started_at: datetime.datetime | None = None
+                ) -> list[objects.HostImageResult]:
+    """The same final state and reason for every image of a host.
+
+    ``started_at``: when the host's ping or call began, so the rows show
+    how long it was waited for.
+    """
     now = objects.utcnow()
+    started_at = started_at or now
+    seconds = max(0.0, (now - started_at).total_seconds())
     return [objects.HostImageResult(host=host, image_id=image.id, cell=cell,
                                     state=state, reason=reason,
-                                    started_at=now, finished_at=now)
+                                    seconds=seconds, started_at=started_at,
+                                    finished_at=now)
             for image in images]
 
 
@@ -76,9 +87,11 @@ class HostCaller:
         agent = self.agents(cell)
         ctxt = rpc.request_context(request_id=job.id, job_id=job.id)
         if not status.heard_recently or CONF.conductor.always_ping_agents:
-            why = self._ping(ctxt, agent, host)
+            started_at = objects.utcnow()
+            why = self._ping(ctxt, agent, host, status)
             if why:
-                return results_for(host, cell, images, State.SKIPPED, why)
+                return results_for(host, cell, images, State.SKIPPED, why,
+                                   started_at)
         if window.closed():
             # NOTE: the ping may have taken the last seconds of the window.
             return results_for(host, cell, images, State.SKIPPED,
@@ -86,18 +99,28 @@ class HostCaller:
         return self._call(ctxt, agent, images, host, cell, window)
 
     @staticmethod
-    def _ping(ctxt: dict[str, Any], agent: AgentAPI,
-              host: str) -> str | None:
-        """None when the agent answers, else why the host is skipped."""
+    def _ping(ctxt: dict[str, Any], agent: AgentAPI, host: str,
+              status: AgentStatus) -> str | None:
+        """None when the agent answers, else why the host is skipped.
+
+        The answer, not the registry's row, tells the agent's version.
+        """
         timeout = CONF.conductor.agent_ping_timeout
         try:
-            agent.ping(ctxt, host, timeout=timeout)
+            answer = agent.ping(ctxt, host, timeout=timeout)
         except messaging.MessagingTimeout:
-            return ('agent not responding (no answer to ping within %ds)'
-                    % timeout)
+            return status.unanswered('no answer to ping within %ds'
+                                     % timeout)
         except messaging.MessagingException as exc:
+            if status.doubt:
+                return status.unanswered('ping failed: %s' % exc)
             return 'agent unreachable: %s' % exc
-        return None
+        if status.doubt:
+            LOG.info('Agent %(host)s answered its ping: the registry\'s '
+                     '"%(doubt)s (%(why)s)" was out of date',
+                     {'host': host, 'doubt': status.doubt,
+                      'why': status.evidence})
+        return too_old(answer.get('rpc_version'))
 
     @staticmethod
     def _call(ctxt: dict[str, Any], agent: AgentAPI,
@@ -107,7 +130,7 @@ class HostCaller:
         timeout, by_window = window.call_timeout(
             CONF.conductor.host_call_timeout)
         monitor = CONF.conductor.call_monitor_timeout
-        start = time.monotonic()
+        start, started_at = time.monotonic(), objects.utcnow()
         # NOTE: past this, without a heartbeat, the conductor has given up
         # (the agent adds its own allowance for clock skew).
         ctxt = dict(ctxt, abandoned_after=(
@@ -125,21 +148,24 @@ class HostCaller:
                 reason = windows.ABANDONED
             else:
                 reason = 'timed out after %ds (host_call_timeout)' % timeout
-            return results_for(host, cell, images, State.ERROR, reason)
+            return results_for(host, cell, images, State.ERROR, reason,
+                               started_at)
         except messaging.RemoteError as exc:
             return results_for(host, cell, images, State.ERROR,
                                'agent failed: %s: %s' % (exc.exc_type,
-                                                         exc.value))
+                                                         exc.value),
+                               started_at)
         except (messaging.MessagingException,
                 exception.PrecacheException) as exc:
             return results_for(host, cell, images, State.ERROR,
-                               getattr(exc, 'message', None) or str(exc))
+                               getattr(exc, 'message', None) or str(exc),
+                               started_at)
         by_image = {r.image_id: r for r in results}
         final = []
         for image in images:
             result = by_image.get(image.id) or results_for(
                 host, cell, [image], State.ERROR,
-                'agent returned no result for this image')[0]
+                'agent returned no result for this image', started_at)[0]
             result.host, result.cell = host, cell
             final.append(result)
         return final

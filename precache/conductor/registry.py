@@ -3,12 +3,23 @@
 Agents cast a heartbeat every ``[registry] heartbeat_interval`` seconds
 (precache.agent.heartbeat); the conductor keeps each one's latest report
 in the job store. Before a host is called, :meth:`Registry.status` says
-whether to skip it: silent for longer than ``agent_down_time`` →
-``agent down``; an RPC version too old for the calls the conductor makes
-→ ``agent too old``. A host that never reported is called all the same
-(its ping decides): a registry that is still filling up after an upgrade
-must not stop every job. An agent heard within one heartbeat interval
-needs no ping at all: its liveness is already known.
+what that report tells. An agent heard within one heartbeat interval
+needs no ping: its liveness is known (an RPC version too old for the
+calls the conductor makes skips it, ``agent too old``).
+
+An older row is evidence, not truth. Heartbeats are casts, lost when no
+conductor listens (all stopped, or started after their agents), so a row
+silent for longer than ``agent_down_time`` (``agent down``), a goodbye
+(``agent stopped``) or an old version in a stale row skips its host at
+once only when a conductor has listened long enough for a live agent's
+heartbeat to have cleared it; until then (the first ``agent_down_time``
+after a conductor starts) the host is in doubt: pinged, skipped only if
+the ping fails too (both reasons), else called. A host that never
+reported is pinged likewise: a registry that is still filling up after
+an upgrade must not stop every job. Skipping a dead host from its row
+costs nothing; pinging it holds a fan-out slot for
+``[conductor] agent_ping_timeout``, which is why rows are trusted when
+they can be.
 
 Those answers come from one read of the whole registry, reused for
 ``[registry] status_cache_time`` (a second): a fan-out asks for every
@@ -21,6 +32,7 @@ conductor receives update that read at once.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import threading
 import time
@@ -48,6 +60,14 @@ def _compatible(have: str | None, need: str) -> bool:
     return have_major == need_major and have_minor >= need_minor
 
 
+def too_old(rpc_version: str | None) -> str | None:
+    """Why an agent of ``rpc_version`` cannot be called, or None."""
+    if _compatible(rpc_version, REQUIRED_AGENT_RPC_VERSION):
+        return None
+    return ('agent too old (RPC version %s, needs %s)'
+            % (rpc_version, REQUIRED_AGENT_RPC_VERSION))
+
+
 @dataclasses.dataclass(frozen=True)
 class AgentStatus:
     """What the conductor knows of a host's agent before calling it."""
@@ -56,6 +76,18 @@ class AgentStatus:
     skip_reason: str | None = None
     #: Heard within a heartbeat interval: no ping needed before the call.
     heard_recently: bool = False
+    #: What the registry's row holds against an agent not heard recently
+    #: (``agent down``, ``agent stopped``, ``agent too old``), and why
+    #: (``no heartbeat for 84s``): the host is skipped with both only if
+    #: its ping fails too.
+    doubt: str | None = None
+    evidence: str | None = None
+
+    def unanswered(self, ping_failure: str) -> str:
+        """The skip reason when the ping failed with ``ping_failure``."""
+        if self.doubt:
+            return '%s (%s, %s)' % (self.doubt, self.evidence, ping_failure)
+        return 'agent not responding (%s)' % ping_failure
 
 
 class Registry:
@@ -69,6 +101,8 @@ class Registry:
         self._lock = threading.Lock()
         self._known: dict[str, AgentRecord] = {}
         self._read_at: float | None = None
+        # NOTE: until the service says, no row is trusted to skip a host.
+        self._listening_since: datetime.datetime | None = None
 
     def heartbeat(self, report: dict[str, Any]) -> None:
         """Record an agent's report (the body of its heartbeat cast)."""
@@ -117,35 +151,75 @@ class Registry:
                 self._read_at = now
             return self._known.get(host)
 
+    def listening(self, since: datetime.datetime | None = None) -> None:
+        """Heartbeats reach this conductor from now (or ``since``) on."""
+        self._listening_since = since or objects.utcnow()
+
+    def _trusted(self, record: AgentRecord) -> bool:
+        """Whether a row's verdict can skip its host without a ping.
+
+        Only once heartbeats have reached a conductor for long enough that
+        a live agent's would have cleared it: a goodbye received while
+        this conductor listened, or any row after ``agent_down_time`` of
+        listening (every live agent beats within that, and whichever
+        conductor receives the beat writes the row).
+        """
+        since = self._listening_since
+        if since is None:
+            return False
+        if record.stopped_at is not None and record.stopped_at >= since:
+            return True
+        listened = (objects.utcnow() - since).total_seconds()
+        return listened > CONF.registry.agent_down_time
+
     def status(self, host: str) -> AgentStatus:
         """Whether to call ``host``, and whether its agent needs a ping."""
         record = self._lookup(host)
         if record is None:
             return AgentStatus()
-        reason = self.skip_reason(host, record)
         # NOTE: jitter only shortens intervals; a second of slack for
         # the cast and the row update.
         recent = CONF.registry.heartbeat_interval + 1
-        return AgentStatus(skip_reason=reason, heard_recently=(
-            reason is None and self._silence(record) <= recent))
+        if record.stopped_at is None and self._silence(record) <= recent:
+            return AgentStatus(skip_reason=too_old(record.rpc_version),
+                               heard_recently=True)
+        against = self._against(record)
+        if against is None:
+            return AgentStatus()
+        if self._trusted(record):
+            return AgentStatus(skip_reason=self.skip_reason(host, record))
+        return AgentStatus(doubt=against[0], evidence=against[1])
+
+    def _against(self, record: AgentRecord) -> tuple[str, str] | None:
+        """What the row holds against its agent, and why; or None."""
+        if record.stopped_at is not None:
+            return 'agent stopped', 'at %s' % record.stopped_at.isoformat(
+                timespec='seconds')
+        if self._is_down(record):
+            return 'agent down', 'no heartbeat for %ds' % self._silence(
+                record)
+        if too_old(record.rpc_version):
+            return 'agent too old', 'RPC version %s, needs %s' % (
+                record.rpc_version, REQUIRED_AGENT_RPC_VERSION)
+        return None
 
     def skip_reason(self, host: str,
                     record: AgentRecord | None = None) -> str | None:
-        """Why not to call ``host`` now, or None to go ahead."""
+        """What the row alone says against calling ``host``, or None.
+
+        For operators (``agents list``); a fan-out pings a host in doubt
+        instead (:meth:`status`).
+        """
         record = record or self._lookup(host)
         if record is None:
             return None
-        if record.stopped_at is not None:
-            return 'agent stopped (at %s)' % record.stopped_at.isoformat(
-                timespec='seconds')
-        if self._is_down(record):
-            return ('agent down (no heartbeat for %ds, agent_down_time '
-                    '%ds)' % (self._silence(record),
-                              CONF.registry.agent_down_time))
-        if not _compatible(record.rpc_version, REQUIRED_AGENT_RPC_VERSION):
-            return ('agent too old (RPC version %s, needs %s)'
-                    % (record.rpc_version, REQUIRED_AGENT_RPC_VERSION))
-        return None
+        against = self._against(record)
+        if against is None:
+            return None
+        what, why = against
+        if what == 'agent down':
+            why += ', agent_down_time %ds' % CONF.registry.agent_down_time
+        return '%s (%s)' % (what, why)
 
     def cell_of(self, host: str) -> str | None:
         record = self._lookup(host)

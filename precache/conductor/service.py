@@ -69,6 +69,7 @@ class ConductorService:
         self.manager.start()
         for server in self.servers:
             server.start()
+        self.registry.listening()
         LOG.info('Conductor %s started', self.host)
 
     def stop(self) -> None:

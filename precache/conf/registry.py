@@ -24,7 +24,10 @@ opts: list[cfg.Opt] = [
                default=60, min=2,
                help='Conductor side: seconds without a heartbeat after '
                     'which an agent is down; its hosts are recorded as '
-                    '"skipped (agent down)" without being called. Keep it '
+                    '"skipped (agent down)" without being called (in a '
+                    'conductor\'s first agent_down_time, when it cannot '
+                    'have heard every agent yet, after a ping that fails). '
+                    'Keep it '
                     'at least twice heartbeat_interval, or a single lost '
                     'heartbeat marks a live agent down (Nova: '
                     'service_down_time).'),

@@ -101,6 +101,82 @@ def test_unknown_agent_not_answering_its_ping_is_skipped(cloud, agents,
     assert agents.calls == []
 
 
+class AnswerAs(CountingAgentAPI):
+    """The real client; the agent's ping answer claims another version."""
+
+    def __init__(self, inner: AgentAPI, rpc_version: str) -> None:
+        super().__init__(inner)
+        self.rpc_version = rpc_version
+
+    def ping(self, ctxt, host, **kwargs):
+        return dict(super().ping(ctxt, host, **kwargs),
+                    rpc_version=self.rpc_version)
+
+
+DOWN_600S = AgentStatus(doubt='agent down', evidence='no heartbeat for 600s')
+
+
+def test_host_in_doubt_that_answers_its_ping_is_called(cloud, agents):
+    """A stale row (conductor just started) does not skip a live agent."""
+    job, images = _job(cloud, cloud.add_image())
+    caller = HostCaller(lambda cell: agents, lambda host, cell: DOWN_600S)
+    [result] = caller.cache_images(job, images, 'u-h1', 'cell1')
+    assert result.state is State.CACHED, result.reason
+    assert agents.pings == ['u-h1'] and agents.calls == ['u-h1']
+
+
+def test_host_in_doubt_not_answering_is_skipped_with_both_reasons(
+        cloud, agents, conf):
+    conf.config(group='conductor', agent_ping_timeout=1)
+    job, images = _job(cloud, cloud.add_image())
+    caller = HostCaller(lambda cell: agents, lambda host, cell: DOWN_600S)
+    [result] = caller.cache_images(job, images, 'u-ghost', 'cell2')
+    assert result.state is State.SKIPPED
+    assert result.reason == ('agent down (no heartbeat for 600s, no answer '
+                             'to ping within 1s)')
+    assert agents.calls == []
+    # The row shows the second its ping was waited for.
+    assert 1 <= result.seconds < 5
+    assert (result.finished_at - result.started_at).total_seconds() \
+        == pytest.approx(result.seconds)
+
+
+def test_the_ping_answer_not_the_row_tells_the_version(cloud):
+    job, images = _job(cloud, cloud.add_image())
+    too_old = AgentStatus(doubt='agent too old',
+                          evidence='RPC version 0.9, needs 1.0')
+    upgraded = CountingAgentAPI(AgentAPI(cloud.transport))
+    caller = HostCaller(lambda cell: upgraded, lambda host, cell: too_old)
+    [result] = caller.cache_images(job, images, 'u-h2', 'cell1')
+    assert result.state is State.CACHED, result.reason
+
+    still_old = AnswerAs(AgentAPI(cloud.transport), '0.9')
+    caller = HostCaller(lambda cell: still_old, lambda host, cell: DOWN_600S)
+    [result] = caller.cache_images(job, images, 'u-h3', 'cell2')
+    assert result.state is State.SKIPPED
+    assert result.reason == 'agent too old (RPC version 0.9, needs 1.0)'
+    assert still_old.calls == []
+
+
+def test_a_call_that_timed_out_shows_when_it_began(cloud, agents, conf):
+    """The error row of a call nobody answered: its real start and length.
+
+    (The agent is heard recently, so no ping; it never answers.)
+    """
+    conf.config(group='conductor', host_call_timeout=2)
+    job, images = _job(cloud, cloud.add_image())
+    caller = HostCaller(lambda cell: agents,
+                        lambda host, cell: AgentStatus(heard_recently=True))
+    before = objects.utcnow()
+    [result] = caller.cache_images(job, images, 'u-ghost', 'cell2')
+    assert result.state is State.ERROR
+    assert result.reason == 'timed out after 2s (host_call_timeout)'
+    assert before <= result.started_at < result.finished_at
+    assert 1.9 <= result.seconds < 6
+    assert (result.finished_at - result.started_at).total_seconds() \
+        == pytest.approx(result.seconds)
+
+
 def test_agent_drops_a_request_the_conductor_gave_up_on(cloud, conf):
     conf.config(group='agent', clock_skew_allowance=5)
     image_id = cloud.add_image()

@@ -8,6 +8,7 @@ conductor's would be.
 from __future__ import annotations
 
 import datetime
+import re
 
 import pytest
 
@@ -48,9 +49,16 @@ class Monotonic:
         return self.now
 
 
+def _listening_for(registry: Registry, seconds: float) -> Registry:
+    """As if the conductor's servers started ``seconds`` ago."""
+    registry.listening(objects.utcnow() - datetime.timedelta(
+        seconds=seconds))
+    return registry
+
+
 def test_registry_status(store, conf):
     conf.config(group='registry', heartbeat_interval=10, agent_down_time=30)
-    registry = Registry(store)
+    registry = _listening_for(Registry(store), 3600)
     now = objects.utcnow()
 
     def seen(host: str, seconds_ago: float, rpc_version: str = '1.0'):
@@ -81,10 +89,77 @@ def test_registry_status(store, conf):
     assert registry.status('fresh') == AgentStatus(heard_recently=True)
 
 
+def test_rows_a_starting_conductor_has_not_heard_are_only_doubts(store,
+                                                                  conf):
+    """A conductor (re)started: rows from before are pinged, not trusted.
+
+    The agents' heartbeats while no conductor listened are lost, so a
+    row's "down", "stopped" or "too old" may be out of date; once the
+    conductor has listened for agent_down_time, it is not.
+    """
+    conf.config(group='registry', heartbeat_interval=10, agent_down_time=30)
+    registry = _listening_for(Registry(store), 5)
+    now = objects.utcnow()
+    ago = datetime.timedelta(seconds=600)
+    store.heartbeat(AgentRecord(host='down', rpc_version='1.0'),
+                    now=now - ago)
+    store.heartbeat(AgentRecord(host='bye', rpc_version='1.0'),
+                    now=now - ago, stopping=True)
+    store.heartbeat(AgentRecord(host='old', rpc_version='0.9'),
+                    now=now - datetime.timedelta(seconds=15))
+    store.heartbeat(AgentRecord(host='old-now', rpc_version='0.9'), now=now)
+
+    down = registry.status('down')
+    # NOTE: 601s on a machine slow enough to take a second meanwhile.
+    assert (down.skip_reason, down.doubt) == (None, 'agent down')
+    assert re.fullmatch(r'no heartbeat for 60[01]s', down.evidence)
+    assert re.fullmatch(
+        r'agent down \(no heartbeat for 60[01]s, no answer to ping within '
+        r'2s\)', down.unanswered('no answer to ping within 2s'))
+    bye = registry.status('bye')
+    assert (bye.skip_reason, bye.doubt, bye.heard_recently) == (
+        None, 'agent stopped', False)
+    assert bye.evidence == 'at %s' % (now - ago).isoformat(
+        timespec='seconds')
+    assert registry.status('old') == AgentStatus(
+        doubt='agent too old', evidence='RPC version 0.9, needs 1.0')
+    # Heard just now, its version is known.
+    assert registry.status('old-now') == AgentStatus(
+        skip_reason='agent too old (RPC version 0.9, needs 1.0)',
+        heard_recently=True)
+    # A host never heard of: pinged, and a failed ping says just that.
+    assert registry.status('never').unanswered(
+        'no answer to ping within 2s') == (
+        'agent not responding (no answer to ping within 2s)')
+
+    # A goodbye this conductor listened to is trusted at once.
+    registry.heartbeat({'host': 'down', 'rpc_version': '1.0',
+                        'stopping': True})
+    gone = registry.status('down')
+    assert gone.skip_reason.startswith('agent stopped (at ')
+    assert gone.doubt is None
+
+    # Listening for longer than agent_down_time: every row is trusted.
+    _listening_for(registry, 31)
+    assert registry.status('bye').skip_reason.startswith(
+        'agent stopped (at ')
+    assert registry.status('old').skip_reason == (
+        'agent too old (RPC version 0.9, needs 1.0)')
+    store.heartbeat(AgentRecord(host='dead', rpc_version='1.0'),
+                    now=now - ago)
+    registry = _listening_for(Registry(store), 31)
+    assert re.fullmatch(
+        r'agent down \(no heartbeat for 60[01]s, agent_down_time 30s\)',
+        registry.status('dead').skip_reason)
+
+    # A registry no service started never trusts a row.
+    assert Registry(store).status('dead').doubt == 'agent down'
+
+
 def test_one_read_answers_every_host_for_a_while(store, conf):
     conf.config(group='registry', status_cache_time=5)
     counting, clock = CountingStore(store), Monotonic()
-    registry = Registry(counting, monotonic=clock)
+    registry = _listening_for(Registry(counting, monotonic=clock), 3600)
     for n in range(20):
         store.heartbeat(AgentRecord(host='h%d' % n, rpc_version='1.0',
                                     cell='c%d' % (n % 2)))
@@ -116,7 +191,8 @@ def test_one_read_answers_every_host_for_a_while(store, conf):
 def test_a_cache_time_of_zero_reads_per_host(store, conf):
     conf.config(group='registry', status_cache_time=0)
     counting = CountingStore(store)
-    registry = Registry(counting, monotonic=Monotonic())
+    registry = _listening_for(Registry(counting, monotonic=Monotonic()),
+                              3600)
     store.heartbeat(AgentRecord(host='h1', rpc_version='1.0'))
     assert registry.status('h1').heard_recently
     store.heartbeat(AgentRecord(host='h1', rpc_version='1.0'),

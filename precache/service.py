@@ -56,7 +56,7 @@ def check_config(prog: str, conf: cfg.ConfigOpts = CONF) -> None:
 
     :raises: ConfigInvalid
     """
-    from precache.conf import validate
+    from precache.confcheck import validate
 
     validate.check(conf, prog)
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from precache.conductor import inventory
-from precache.conf import validate
-from tests.unit.conf.test_validate import load_files
+from precache.confcheck import validate
+from tests.unit.confcheck.test_validate import load_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ETC = os.path.join(ROOT, 'etc', 'precache')

@@ -14,7 +14,7 @@ import oslo_messaging as messaging
 from oslo_config import cfg
 
 from precache import exception
-from precache.conf import validate
+from precache.confcheck import validate
 
 LOG = logging.getLogger(__name__)
 

@@ -29,8 +29,9 @@ import croniter
 
 from precache import exception
 from precache.conductor import desired, windows
-from precache.conf import CONF, validate
+from precache.conf import CONF
 from precache.conf import schedules as schedules_conf
+from precache.confcheck import validate
 from precache.db.schedules import Claim, ScheduleStore
 
 if TYPE_CHECKING:

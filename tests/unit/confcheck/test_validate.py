@@ -28,8 +28,8 @@ from precache.conf import (
     registry,
     schedules,
     service_user,
-    validate,
 )
+from precache.confcheck import validate
 
 MODULES = (default, agent, api, ceph, cells, conductor, consumer, database,
            desired_state, glance, image_service, inventory, notifications,

@@ -3,7 +3,7 @@ strategy and drivers use, files it reads, folders it writes.
 
 Each check raises :class:`~precache.exception.ConfigInvalid` naming the
 option, its value and the file it comes from (see
-:class:`precache.conf.validate.Files`).
+:class:`precache.confcheck.validate.Files`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from precache.conf import ceph as ceph_conf
 from precache.conf import schedules as schedules_conf
 
 if TYPE_CHECKING:
-    from precache.conf.validate import Files
+    from precache.confcheck.validate import Files
 
 SCHEDULE_PREFIX = schedules_conf.SCHEDULE_GROUP_PREFIX
 

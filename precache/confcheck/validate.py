@@ -8,7 +8,7 @@ options precache and its libraries know, and checks what each service
 needs (sections for its auth strategy and drivers, the files it reads).
 A problem is one :class:`~precache.exception.ConfigInvalid` line naming
 the option and the file; an unknown name is a warning with the nearest
-known one. What each service needs is in :mod:`precache.conf.needs`.
+known one. What each service needs is in :mod:`precache.confcheck.needs`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from stevedore import named
 
 from precache import exception
 from precache.conf import ceph as ceph_conf
-from precache.conf import needs
 from precache.conf import schedules as schedules_conf
+from precache.confcheck import needs
 
 LOG = logging.getLogger(__name__)
 

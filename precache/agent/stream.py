@@ -22,7 +22,7 @@ import time
 from typing import Any
 
 from precache import exception, objects
-from precache.agent import store
+from precache.agent import space
 
 #: Granularity of hole detection in the data that arrives.
 ZERO_BLOCK = 64 * 1024
@@ -118,7 +118,7 @@ class VerifyingWriter:
         return self._algorithm
 
     def _error(self, exc: OSError) -> exception.CacheStoreError:
-        return store.write_error(self.image.id, self.path, exc,
+        return space.write_error(self.image.id, self.path, exc,
                                  self.image.size)
 
     def write(self, chunk: bytes | bytearray | memoryview) -> None:

@@ -42,7 +42,7 @@ from concurrent import futures
 from typing import Any, Protocol
 
 from precache import objects
-from precache.agent import store
+from precache.agent import space
 from precache.agent.rbd import Cancelled
 from precache.agent.stream import ZERO_BLOCK, nonzero_runs
 
@@ -159,7 +159,7 @@ class FileSink:
         source's (see :func:`precache.agent.store.write_error`)."""
         if self.image is None:
             return exc
-        return store.write_error(self.image.id, self.path, exc,
+        return space.write_error(self.image.id, self.path, exc,
                                  self.image.size)
 
     def write(self, offset: int, data: bytes) -> int:

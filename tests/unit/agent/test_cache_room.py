@@ -181,3 +181,24 @@ def test_rbd_export_sink_on_a_full_disk_names_the_cache(small_fs):
     assert str(caught.value).startswith(
         'Cache store error for image %s: not enough space in %s: need '
         '32.0 MiB (33554432 bytes), free ' % (image.id, store.base_dir))
+
+
+def test_raw_conversion_filling_the_disk_names_the_cache(tmp_path,
+                                                         small_fs):
+    """A compressed qcow2 passes the check; its raw file does not fit."""
+    raw = tmp_path / 'disk.raw'
+    raw.write_bytes(b'\1' * (24 * MiB))
+    qcow2 = tmp_path / 'disk.qcow2'
+    subprocess.run(['qemu-img', 'convert', '-c', '-f', 'raw', '-O', 'qcow2',
+                    str(raw), str(qcow2)], check=True)
+    image = _image(tmp_path, qcow2.read_bytes(), disk_format='qcow2')
+    assert image.size < 4 * MiB
+    cache, store = _cache()
+
+    result = cache.ensure(image)
+
+    assert result.state is State.ERROR
+    assert result.reason.startswith(
+        'Cache store error for image %s: not enough space in %s: need '
+        '24.0 MiB (25165824 bytes), free ' % (image.id, store.base_dir))
+    assert os.listdir(store.base_dir) == []

@@ -78,7 +78,8 @@ def reconcile(args: argparse.Namespace) -> int:
     job = _call(api.reconcile, ctxt, args.aggregate, hosts=args.hosts,
                 source='cli')
     if job is None:
-        nothing = _nothing_to_reconcile(api, ctxt, args.aggregate)
+        nothing = _nothing_to_reconcile(api, ctxt, args.aggregate,
+                                        args.hosts)
         if args.json:
             console.print_json({'aggregate': args.aggregate, 'job': None,
                                 'reason': nothing})
@@ -97,13 +98,16 @@ def reconcile(args: argparse.Namespace) -> int:
 
 
 def _nothing_to_reconcile(api: ConductorAPI, ctxt: dict[str, Any],
-                          aggregate: str) -> str:
+                          aggregate: str, only: list[str] | None) -> str:
     """Why reconcile started no job, as the end of a sentence.
 
     A host that holds no image lacks every desired one: so when reconcile
     found nothing to do, there is none.
     """
     hosts = _call(api.get_resident_images, ctxt, aggregate).get('hosts')
+    if not hosts:
+        return 'has no hosts: nothing to do'
+    hosts = [h for h in hosts if not only or h.get('host') in only]
     if not hosts:
         return 'has no hosts: nothing to do'
     if any(not host.get('images') for host in hosts):

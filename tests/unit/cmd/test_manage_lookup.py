@@ -139,6 +139,11 @@ def test_reconcile_without_hosts_or_desired_images(bus, capsys):
     assert json.loads(capsys.readouterr().out) == {
         'aggregate': 'empty', 'job': None,
         'reason': 'has no hosts: nothing to do'}
+    # u-ghost never held an image: nothing to do means nothing desired.
+    assert manage.reconcile(_parse('reconcile', '--aggregate',
+                                   'partial')) == 0
+    assert capsys.readouterr().out == (
+        'aggregate partial has no desired images: nothing to do\n')
 
 
 # -- options -----------------------------------------------------------------

@@ -62,6 +62,8 @@ class ImageCache:
             started_at=objects.utcnow())
         start = time.monotonic()
         try:
+            if isinstance(self.store, FileStore):
+                self.store.check_writable(image)
             with self.store.lock(image.id):
                 self._ensure_locked(image, result)
         except exception.PrecacheException as exc:
@@ -98,9 +100,13 @@ class ImageCache:
             if why_not:
                 reasons.append('%s: %s' % (backend.name, why_not))
                 continue
+            if not attempted:
+                self._check_room(image)
             attempted = True
             try:
                 result.bytes = self._fetch(backend, image)
+            except exception.CacheStoreError:
+                raise  # a full or read-only cache: no backend can help
             except exception.BackendError as exc:
                 LOG.warning('Backend %(backend)s failed for image '
                             '%(image)s: %(err)s', {'backend': backend.name,
@@ -112,6 +118,21 @@ class ImageCache:
             return
         result.state = State.ERROR if attempted else State.UNSUPPORTED
         result.reason = '; '.join(reasons) or 'no backend enabled'
+
+    def _check_room(self, image: objects.ImageSpec) -> None:
+        """Fail at once, writing nothing, when the file store has less
+        free space than the image's size
+        (twice that when it is converted to raw: the image as Glance holds
+        it and the raw file exist together). A raw image of holes may need
+        less; a qcow2's raw file may need more (its virtual size, unknown
+        until fetched). The rbd store is not checked: librbd gives no free
+        space of a pool (the pool's MAX AVAIL needs a monitor command).
+        """
+        if not isinstance(self.store, FileStore):
+            return
+        if image.size is not None:
+            copies = 2 if convert.needs_conversion(image) else 1
+            self.store.check_space(image, image.size * copies)
 
     def _fetch(self, backend: Backend, image: objects.ImageSpec) -> int:
         # NOTE: a path for the file store, an RbdTarget for the rbd store.

@@ -10,12 +10,14 @@ host's files).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 import subprocess
 
 from precache import exception, objects
+from precache.agent import space
 from precache.conf import CONF
 
 #: Glance disk_format → qemu-img format name, for the formats converted.
@@ -43,7 +45,8 @@ def to_raw(image: objects.ImageSpec, source: str, dest: str) -> int:
 
     :raises: ImageFetchFailed when qemu-img is missing, the image is not
         what its disk_format says, has a backing or data file, or the
-        conversion fails.
+        conversion fails; CacheStoreError when the raw file does not fit
+        (need: the virtual size).
     """
     fmt = QEMU_FORMATS[image.disk_format or '']
     if not shutil.which('qemu-img'):
@@ -62,9 +65,17 @@ def to_raw(image: objects.ImageSpec, source: str, dest: str) -> int:
     data = (info.get('format-specific') or {}).get('data') or {}
     if data.get('data-file'):
         raise _fail(image, 'refusing an image with an external data file')
-    _run(image, 'qemu-img convert', [
-        'qemu-img', 'convert', '-f', fmt, '-O', 'raw', source, dest],
-        timeout=None)
+    try:
+        _run(image, 'qemu-img convert', [
+            'qemu-img', 'convert', '-f', fmt, '-O', 'raw', source, dest],
+            timeout=None)
+    except exception.ImageFetchFailed as exc:
+        # NOTE: LC_ALL=C: qemu-img says strerror(ENOSPC) in English.
+        if os.strerror(errno.ENOSPC) not in str(exc):
+            raise
+        raise space.write_error(
+            image.id, dest, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+            info.get('virtual-size')) from exc
     try:
         fd = os.open(dest, os.O_RDONLY)
         try:

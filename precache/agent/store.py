@@ -8,6 +8,7 @@ file, so a boot and a precache never write it at the same time.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import logging
@@ -19,6 +20,11 @@ from oslo_concurrency import lockutils
 
 from precache import exception, objects
 from precache.agent import convert
+from precache.agent.space import (
+    free_bytes,
+    no_space_reason,
+    not_writable_reason,
+)
 from precache.conf import CONF
 
 LOG = logging.getLogger(__name__)
@@ -34,6 +40,13 @@ _thread_locks_guard = threading.Lock()
 def cache_name(image_id: str) -> str:
     """The file name Nova's libvirt driver uses for an image's base file."""
     return hashlib.sha1(image_id.encode()).hexdigest()  # noqa: S324
+
+
+def _read_only(path: str) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _fsync_dir(path: str) -> None:
@@ -78,24 +91,78 @@ class FileStore:
 
     def lock(self, image_id: str) -> contextlib.AbstractContextManager:
         """Nova's external lock on the image's base file."""
-        return self._lock(cache_name(image_id))
+        return self._lock(cache_name(image_id), image_id)
 
     @contextlib.contextmanager
-    def _lock(self, name: str) -> Iterator[None]:
+    def _lock(self, name: str, image_id: str | None = None
+              ) -> Iterator[None]:
         # NOTE: POSIX file locks do not exclude threads of one process
         # (the all-in-one runs many agents in one), hence the thread lock
         # keyed by the lock file's full path.
         key = os.path.join(self.lock_path, CONF.agent.lock_prefix + name)
         with _thread_locks_guard:
             thread_lock = _thread_locks.setdefault(key, threading.Lock())
-        with thread_lock, lockutils.external_lock(
-                name, lock_file_prefix=CONF.agent.lock_prefix,
-                lock_path=self.lock_path):
+        with thread_lock, self._external_lock(name, image_id):
             yield
 
+    @contextlib.contextmanager
+    def _external_lock(self, name: str, image_id: str | None
+                       ) -> Iterator[None]:
+        lock = lockutils.external_lock(
+            name, lock_file_prefix=CONF.agent.lock_prefix,
+            lock_path=self.lock_path)
+        try:
+            lock.acquire()
+        except OSError as exc:
+            # NOTE: fasteners names the lock file as bytes (b'...').
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                reason = not_writable_reason(self.lock_path, exc.errno,
+                                             'lock directory')
+            else:
+                reason = 'cannot lock in %s: %s' % (self.lock_path,
+                                                   exc.strerror or exc)
+            raise exception.CacheStoreError(image=image_id or name,
+                                            reason=reason) from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
     def prepare(self) -> None:
-        os.makedirs(self.base_dir, exist_ok=True)
-        os.makedirs(self.lock_path, exist_ok=True)
+        """Create the directories; a failure is logged, not fatal (each
+        image then fails with the reason, and the agent still answers)."""
+        for directory in (self.base_dir, self.lock_path):
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as exc:
+                LOG.error('Cache store %s is not usable: cannot create '
+                          '%s: %s', self.base_dir, directory,
+                          exc.strerror or exc)
+
+    def check_writable(self, image: objects.ImageSpec) -> None:
+        """Fail at once, naming the directory, when nothing can be written
+        there (e.g. remounted read-only after disk errors)."""
+        try:
+            os.makedirs(self.base_dir, exist_ok=True)
+        except OSError as exc:
+            raise exception.CacheStoreError(
+                image=image.id, reason='cannot create cache directory %s '
+                '(%s)' % (self.base_dir, exc.strerror.lower()
+                          if exc.strerror else exc)) from exc
+        if not os.access(self.base_dir, os.W_OK | os.X_OK):
+            raise exception.CacheStoreError(
+                image=image.id, reason=not_writable_reason(
+                    self.base_dir, errno.EROFS if _read_only(self.base_dir)
+                    else errno.EACCES))
+
+    def check_space(self, image: objects.ImageSpec, needed: int) -> None:
+        """Fail at once, before anything is written, when ``needed`` bytes
+        are not free in the cache directory."""
+        free = free_bytes(self.base_dir)
+        if free is not None and needed > free:
+            raise exception.CacheStoreError(
+                image=image.id,
+                reason=no_space_reason(self.base_dir, needed, free))
 
     def is_resident(self, image: objects.ImageSpec) -> bool:
         """Present with the expected size (a truncated file is not).
@@ -150,17 +217,17 @@ class FileStore:
             # NOTE: <sha1>.precache.part, or <sha1>.<what>.precache.part
             # for a helper file of the same fetch (e.g. before conversion).
             name = os.path.basename(temp).split('.', 1)[0]
-            with self._lock(name):
-                if os.path.exists(temp):
-                    self.discard(temp)
-                    removed.append(temp)
+            try:
+                with self._lock(name):
+                    if os.path.exists(temp):
+                        self.discard(temp)
+                        removed.append(temp)
+            except (OSError, exception.CacheStoreError) as exc:
+                LOG.error('Cannot remove %s, left by an interrupted '
+                          'fetch: %s', temp, exc)
         return removed
 
     def describe(self) -> dict[str, object]:
         """What the agent reports about this store."""
-        try:
-            stat = os.statvfs(self.base_dir)
-            free = stat.f_bavail * stat.f_frsize
-        except OSError:
-            free = None
-        return {'kind': self.kind, 'path': self.base_dir, 'free_bytes': free}
+        return {'kind': self.kind, 'path': self.base_dir,
+                'free_bytes': free_bytes(self.base_dir)}

@@ -2,7 +2,7 @@
 
 Exit codes: 0 every host has every image resident (or the command
 succeeded), 1 some host/image failed, 2 bad request, 3 conductor or
-message bus unreachable.
+message bus unreachable (listed in ``--help``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import oslo_messaging as messaging
 from oslo_utils import uuidutils
 
-from precache import rpc, service
+from precache import objects, rpc, service, version
 from precache.cmd import EXIT_UNAVAILABLE, console, fatal, guarded
 from precache.conductor import windows
 from precache.conductor.rpcapi import ConductorAPI
@@ -56,6 +56,11 @@ def cache(args: argparse.Namespace) -> int:
     api = _conductor(args)
     ctxt = rpc.request_context(request_id='req-' + uuidutils.generate_uuid())
     job = _call(api.cache_images, ctxt, args.aggregate, args.image, options)
+    if not job.hosts and not args.json:
+        # NOTE: the (empty) job is recorded all the same, for the record.
+        print('aggregate %s has no hosts: nothing to do (job %s)'
+              % (job.aggregate, job.id))
+        return 0
     if not args.wait:
         if args.json:
             console.print_json(job.to_dict())
@@ -73,11 +78,13 @@ def reconcile(args: argparse.Namespace) -> int:
     job = _call(api.reconcile, ctxt, args.aggregate, hosts=args.hosts,
                 source='cli')
     if job is None:
+        nothing = _nothing_to_reconcile(api, ctxt, args.aggregate,
+                                        args.hosts)
         if args.json:
-            console.print_json(None)
+            console.print_json({'aggregate': args.aggregate, 'job': None,
+                                'reason': nothing})
         else:
-            print('Aggregate %s: every host has every desired image'
-                  % args.aggregate)
+            print('aggregate %s %s' % (args.aggregate, nothing))
         return 0
     if not args.wait:
         if args.json:
@@ -90,10 +97,30 @@ def reconcile(args: argparse.Namespace) -> int:
     return _wait_and_show(api, ctxt, job.id, args.json)
 
 
+def _nothing_to_reconcile(api: ConductorAPI, ctxt: dict[str, Any],
+                          aggregate: str, only: list[str] | None) -> str:
+    """Why reconcile started no job, as the end of a sentence.
+
+    A host that holds no image lacks every desired one: so when reconcile
+    found nothing to do, there is none.
+    """
+    hosts = _call(api.get_resident_images, ctxt, aggregate).get('hosts')
+    if not hosts:
+        return 'has no hosts: nothing to do'
+    hosts = [h for h in hosts if not only or h.get('host') in only]
+    if not hosts:
+        return 'has no hosts: nothing to do'
+    if any(not host.get('images') for host in hosts):
+        return 'has no desired images: nothing to do'
+    return 'has every desired image on every host: nothing to do'
+
+
 def _wait_and_show(api: ConductorAPI, ctxt: dict[str, Any], job_id: str,
                    as_json: bool) -> int:
     """Wait for the job; show it: JSON, a table on a terminal, else (cron)
     exactly one summary line, ``job show`` having the details."""
+    # NOTE: ``job_id`` may be a short id; poll with the full one.
+    job_id = _call(api.get_job, ctxt, job_id, with_results=False).id
     job = console.watch(
         lambda: _call(api.get_job, ctxt, job_id, with_results=False),
         show_progress=False if as_json else None)
@@ -105,6 +132,16 @@ def _wait_and_show(api: ConductorAPI, ctxt: dict[str, Any], job_id: str,
     return console.exit_code(job)
 
 
+#: The fields of each (host, image) row, in ``job show --json`` and in
+#: the plain table ``job show`` prints off a terminal (cron, scripts).
+RESULT_FIELDS = ('host', 'cell', 'image_id', 'state', 'method', 'bytes',
+                 'seconds', 'started_at', 'finished_at', 'reason')
+
+
+def _plain(value: Any) -> str:
+    return '-' if value is None or value == '' else str(value)
+
+
 def show_job(job: Any, as_json: bool) -> None:
     if as_json:
         console.print_json(job.to_dict())
@@ -113,10 +150,13 @@ def show_job(job: Any, as_json: bool) -> None:
     if out.is_terminal:
         out.print(console.host_table(job))
     else:
+        # NOTE: one row per (host, image), space separated, the reason
+        # last (it may hold spaces): what cut and awk take.
+        print('JOB ' + ' '.join(f.upper() for f in RESULT_FIELDS))
         for result in job.results or []:
-            print('%s %s %s %s %s' % (job.id, result.host, result.image_id,
-                                      result.state.value,
-                                      result.reason or ''))
+            row = result.to_dict()
+            print(' '.join([job.id, *(_plain(row[f])
+                                       for f in RESULT_FIELDS)]))
     deadline = job.options.get('deadline')
     print('Job %s: source %s, deadline %s%s' % (
         job.id, job.options.get('source') or '-', deadline or '-',
@@ -208,15 +248,76 @@ def _host_list(value: str) -> list[str]:
     return hosts
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='precache-manage',
-                                     description=__doc__.split('\n')[0])
-    parser.add_argument('--config-file', action='append', default=[],
+EXIT_CODES = """exit codes:
+  0    done: every host has every image (or the command succeeded)
+  1    some host or image failed, or the job did not end done
+  2    bad request: command line, unknown aggregate, image or job,
+       ambiguous short job id
+  3    conductor or message bus unreachable
+  130  interrupted"""
+
+
+def _global_options(parser: argparse.ArgumentParser, after: bool) -> None:
+    """Options taken before the command and, for convenience, after it.
+
+    After it, into other names (``late_*``, merged by :func:`_merge`):
+    argparse would otherwise let a command's defaults hide the values
+    given before it.
+    """
+    prefix = 'late_' if after else ''
+    default: Any = argparse.SUPPRESS if after else None
+    parser.add_argument('--config-file', action='append',
+                        dest=prefix + 'config_file', metavar='PATH',
+                        default=default if after else [],
                         help='configuration file (repeatable)')
-    parser.add_argument('--config-dir', help='directory of *.conf files')
-    parser.add_argument('--timeout', type=_positive, default=30,
-                        help='seconds to wait for the conductor to answer')
-    commands = parser.add_subparsers(dest='command', required=True)
+    parser.add_argument('--config-dir', dest=prefix + 'config_dir',
+                        metavar='DIR',
+                        default=default,
+                        help='directory of *.conf files')
+    parser.add_argument('--timeout', type=_positive,
+                        dest=prefix + 'timeout', metavar='SECONDS',
+                        default=default if after else 30,
+                        help='seconds to wait for the conductor to answer '
+                             '(30)')
+
+
+def _merge(args: argparse.Namespace) -> argparse.Namespace:
+    """Fold the global options given after the command into ``args``."""
+    args.config_file = [*args.config_file,
+                        *getattr(args, 'late_config_file', [])]
+    for name in ('config_dir', 'timeout'):
+        late = getattr(args, 'late_' + name, None)
+        if late is not None:
+            setattr(args, name, late)
+    return args
+
+
+JOB_ID_HELP = ('job id, or a unique start of one (4 characters at least, '
+               'as the progress bar shows it)')
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A (sub)command's parser: the global options after it too, and the
+    exit codes in its help."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(epilog=EXIT_CODES,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         **kwargs)
+        _global_options(self, after=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='precache-manage', description=__doc__.split('\n')[0],
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--version', action='version',
+                        version='precache-manage %s'
+                        % version.version_string)
+    _global_options(parser, after=False)
+    commands = parser.add_subparsers(dest='command', required=True,
+                                     parser_class=_CommandParser)
 
     db = commands.add_parser('db', help='job store schema')
     db_commands = db.add_subparsers(dest='db_command', required=True)
@@ -270,16 +371,17 @@ def build_parser() -> argparse.ArgumentParser:
     job = commands.add_parser('job', help='look at jobs')
     job_commands = job.add_subparsers(dest='job_command', required=True)
     show = job_commands.add_parser('show', help='one job, every host')
-    show.add_argument('job_id')
+    show.add_argument('job_id', help=JOB_ID_HELP)
     show.add_argument('--json', action='store_true')
     show.set_defaults(func=job_show)
     wait = job_commands.add_parser('wait', help='wait for a job to end')
-    wait.add_argument('job_id')
+    wait.add_argument('job_id', help=JOB_ID_HELP)
     wait.add_argument('--json', action='store_true')
     wait.set_defaults(func=job_wait)
     listing = job_commands.add_parser('list', help='jobs, newest first')
     listing.add_argument('--aggregate')
-    listing.add_argument('--state')
+    listing.add_argument('--state', choices=[s.value for s in
+                                             objects.JobState])
     listing.add_argument('--limit', type=_positive, default=50)
     listing.add_argument('--marker', help='last job id of the previous page')
     listing.add_argument('--json', action='store_true')
@@ -296,9 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@guarded
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _start(args: argparse.Namespace) -> None:
+    """Read and check the configuration, quiet the logs: what every
+    command needs before it runs."""
     config_args = [arg for path in args.config_file
                    for arg in ('--config-file', path)]
     if args.config_dir:
@@ -308,6 +410,13 @@ def main(argv: list[str] | None = None) -> int:
         # NOTE: the CLI's own output is the table; service chatter would
         # garble it and the cron mail.
         logging.getLogger().setLevel(logging.WARNING)
+    service.check_config('precache-manage')
+
+
+@guarded
+def main(argv: list[str] | None = None) -> int:
+    args = _merge(build_parser().parse_args(argv))
+    _start(args)
     try:
         code = args.func(args)
     finally:

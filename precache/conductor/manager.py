@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import oslo_messaging as messaging
+from oslo_utils import uuidutils
 
 from precache import exception
 from precache.conductor import desired
@@ -18,6 +19,28 @@ from precache.conf import CONF
 from precache.db.schedules import ScheduleStore
 
 LOG = logging.getLogger(__name__)
+
+
+#: The shortest start of a job id looked up (as git's shortest).
+MIN_JOB_ID_PREFIX = 4
+
+
+def _unique_job_id(store: Any, prefix: str) -> str:
+    prefix = prefix.strip().lower()
+    if len(prefix) < MIN_JOB_ID_PREFIX:
+        raise exception.Invalid(
+            'Job id %r is too short: give at least %d characters'
+            % (prefix, MIN_JOB_ID_PREFIX), reason='short job id')
+    found = store.find_job_ids(prefix, limit=6)
+    if not found:
+        raise exception.JobNotFound(job=prefix)
+    if len(found) > 1:
+        raise exception.Invalid(
+            'Job id %s is ambiguous: it starts %s%s; give more characters'
+            % (prefix, ', '.join(found[:5]),
+               ' and more' if len(found) > 5 else ''),
+            reason='ambiguous job id')
+    return found[0]
 
 
 class ConductorManager:
@@ -74,11 +97,18 @@ class ConductorManager:
                                  caller=caller)
         return job.to_dict()
 
-    @messaging.expected_exceptions(exception.NotFound)
+    @messaging.expected_exceptions(exception.NotFound, exception.Invalid)
     def get_job(self, ctxt: dict[str, Any], job_id: str,
                 with_results: bool = True) -> dict[str, Any]:
-        """:raises: JobNotFound"""
-        return self.runner.store.get_job(job_id, with_results).to_dict()
+        """``job_id``: an id, or a unique start of one (the short id the
+        CLI shows), as git takes a commit's.
+
+        :raises: JobNotFound; Invalid (a start shared by several jobs)
+        """
+        store = self.runner.store
+        if not uuidutils.is_uuid_like(job_id):
+            job_id = _unique_job_id(store, job_id)
+        return store.get_job(job_id, with_results).to_dict()
 
     @messaging.expected_exceptions(exception.NotFound, exception.Invalid)
     def list_jobs(self, ctxt: dict[str, Any], aggregate: str | None = None,

@@ -162,6 +162,18 @@ class JobStore:
             return self._to_job(row, results, with_results)
 
     @transaction
+    def find_job_ids(self, prefix: str, limit: int = 10) -> list[str]:
+        """Ids starting with ``prefix``, sorted, at most ``limit``: the
+        lookup of a short job id (as the CLI's progress bar shows it)."""
+        pattern = (prefix.replace('!', '!!').replace('%', '!%')
+                   .replace('_', '!_') + '%')
+        with self._read() as session:
+            return list(session.scalars(
+                sa.select(models.Job.id)
+                .where(models.Job.id.like(pattern, escape='!'))
+                .order_by(models.Job.id).limit(limit)))
+
+    @transaction
     def get_images(self, job_id: str) -> list[objects.ImageSpec]:
         with self._read() as session:
             row = self._job_row(session, job_id)

@@ -225,9 +225,18 @@ def test_disk_full(ceph_conf_main, big, tmp_path):
         pytest.fail('cannot mount a small tmpfs here: %s' % done.stderr)
     try:
         cache = _cache(ceph_conf_main, FileStore(str(mount)))
+        base = cache.store.base_dir
+        # Refused before anything is written: the size says it.
         result = cache.ensure(big.spec())
         assert result.state is State.ERROR
-        assert 'No space left on device' in result.reason, result.reason
+        assert 'not enough space in %s: need ' % base in result.reason, \
+            result.reason
+        assert _leftovers(cache.store) == []
+        # Size unknown: the export fills the disk, and the cache is named.
+        result = cache.ensure(big.spec(size=None))
+        assert result.state is State.ERROR
+        assert 'not enough space in %s: need more than the ' % base in \
+            result.reason, result.reason
         assert _leftovers(cache.store) == []
     finally:
         subprocess.run(['umount', '-l', str(mount)], check=False)

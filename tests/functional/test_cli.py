@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
 
+from precache.db.api import JobStore
 from tests.functional.harness import (
     Cluster,
     run_together,
@@ -97,3 +99,94 @@ def test_unreachable_broker_is_one_line_and_nonzero(tmp_path) -> None:
     # Nothing was set up on the way out.
     assert not os.path.exists(tmp_path / 'instances')
     assert not os.path.exists(tmp_path / 'precache.sqlite')
+
+
+def test_operator_commands_as_cron_runs_them(cluster: Cluster) -> None:
+    """Short ids, plain rows with --json's fields, validated options,
+    empty aggregates said in one line, options after the command."""
+    image = cluster.make_image('zeta')
+    aggregate = cluster.add_aggregate('compute', ['cmp1'])
+    bare = cluster.add_aggregate('bare', [])
+    cluster.start(['cmp1'])
+
+    done = cluster.manage('cache', '--aggregate', aggregate, '--image',
+                          image.id, '--wait')
+    assert done.returncode == 0, done.stderr
+    job_id = done.stdout.split()[1]
+    short = job_id[:8]
+
+    config = ['--config-file', cluster.client_config]
+    manage = script('precache-manage')
+    shown, as_json, late_options, bogus, no_hosts, reconciled, \
+        unknown = run_together([
+            [manage, *config, 'job', 'show', short],
+            [manage, 'job', 'show', short, '--json', *config,
+             '--timeout', '20'],
+            [manage, 'job', 'wait', short.upper(), *config],
+            [manage, *config, 'job', 'list', '--state', 'bogus'],
+            [manage, *config, 'cache', '--aggregate', bare, '--image',
+             image.id, '--wait'],
+            [manage, *config, 'reconcile', '--aggregate', bare, '--json'],
+            [manage, *config, 'job', 'show', 'feedface'],
+        ])
+
+    # The short id the progress bar shows is accepted; off a TTY, one
+    # row per (host, image) with the fields --json has.
+    assert shown.returncode == 0, shown.stderr
+    header, row, *rest = shown.stdout.splitlines()
+    assert header == ('JOB HOST CELL IMAGE_ID STATE METHOD BYTES SECONDS '
+                      'STARTED_AT FINISHED_AT REASON')
+    assert as_json.returncode == 0, as_json.stderr
+    [result] = json.loads(as_json.stdout)['results']
+    assert row.split() == [
+        job_id, cluster.host('cmp1'), '-', image.id, 'cached', 'file',
+        str(image.size), str(result['seconds']), result['started_at'],
+        result['finished_at'], '-']
+    assert rest[-1].startswith('Job %s done: 1 cached' % job_id)
+
+    assert late_options.returncode == 0, late_options.stderr
+    assert late_options.stdout.startswith('Job %s done: 1 cached'
+                                          % job_id)
+
+    assert bogus.returncode == 2
+    assert bogus.stdout == ''
+    assert "argument --state: invalid choice: 'bogus'" in bogus.stderr
+
+    assert (no_hosts.returncode, no_hosts.stdout.split(':')[0]) == (
+        0, 'aggregate %s has no hosts' % bare), no_hosts.stderr
+    assert no_hosts.stdout.count('\n') == 1
+    assert reconciled.returncode == 0, reconciled.stderr
+    assert json.loads(reconciled.stdout) == {
+        'aggregate': bare, 'job': None,
+        'reason': 'has no hosts: nothing to do'}
+
+    assert_one_line_error(unknown, 2, 'Job feedface could not be found.')
+
+
+def test_ambiguous_short_id_names_the_candidates(cluster: Cluster) -> None:
+    store = JobStore(cluster.db_url)
+    try:
+        ids = ['5ca1ab1e-0000-4000-8000-%012d' % n for n in (1, 2)]
+        for job_id in ids:
+            store.create_job(job_id, 'somewhere', [], [], {},
+                             conductor='elsewhere', request_id='req-test')
+    finally:
+        store.close()
+    cluster.start([])
+    done = cluster.manage('job', 'show', '5ca1ab1e')
+    assert_one_line_error(
+        done, 2, 'Job id 5ca1ab1e is ambiguous: it starts %s, %s; give more '
+        'characters' % tuple(ids))
+
+
+def test_version_and_exit_codes() -> None:
+    manage = script('precache-manage')
+    version, helped = run_together([[manage, '--version'],
+                                    [manage, 'job', 'list', '--help']])
+    assert version.returncode == 0
+    assert version.stdout.startswith('precache-manage ')
+    assert helped.returncode == 0
+    assert 'exit codes:' in helped.stdout
+    assert '--config-file PATH' in helped.stdout
+    assert '{pending,running,done,failed,cancelled,expired}' in \
+        helped.stdout

@@ -201,8 +201,8 @@ def test_reconcile_and_dedupe(cluster: Cluster) -> None:
     assert job.image_ids == [listed.id, by_property.id]
     assert job.counts['cached'] == 4
     done = cluster.manage('reconcile', '--aggregate', aggregate)
-    assert done.stdout == ('Aggregate %s: every host has every desired '
-                           'image\n' % aggregate)
+    assert done.stdout == ('aggregate %s has every desired image on every '
+                           'host: nothing to do\n' % aggregate)
 
     # A host joins: reconcile starts a job for it alone; asked again
     # while that job runs (slowly), the same job comes back.

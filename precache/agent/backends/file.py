@@ -55,7 +55,8 @@ class FileBackend(base.Backend):
                 buffer = bytearray(chunk_size)
                 view = memoryview(buffer)
                 while count := src.readinto(buffer):
-                    writer.write(view[:count])
+                    writer.write(buffer if count == chunk_size
+                                 else view[:count])
         except OSError as exc:
             writer.abort()
             raise exception.ImageFetchFailed(

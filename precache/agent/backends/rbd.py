@@ -218,7 +218,7 @@ class RbdExportBackend(_RbdBackend):
         # NOTE: conversion to raw, when the store wants it, is the
         # cache's (precache.agent.cache), after the export is verified.
         return self._export(image, cluster, location,
-                            lambda: transfer.FileSink(path), path)
+                            lambda: transfer.FileSink(path, image), path)
 
     def _to_rbd(self, image: objects.ImageSpec, cluster: clusters.Cluster,
                 location: locations.RbdLocation, target: RbdTarget) -> int:

@@ -33,7 +33,6 @@ import collections
 import ctypes
 import ctypes.util
 import dataclasses
-import functools
 import hashlib
 import os
 import threading
@@ -42,20 +41,16 @@ from collections.abc import Callable
 from concurrent import futures
 from typing import Any, Protocol
 
+from precache import objects
+from precache.agent import space
 from precache.agent.rbd import Cancelled
+from precache.agent.stream import ZERO_BLOCK, nonzero_runs
 
-#: Granularity of hole detection in the data that is read.
-ZERO_BLOCK = 64 * 1024
-_ZERO_BLOCK = bytes(ZERO_BLOCK)
-_ZERO_HEAD = bytes(16)
+__all__ = ['ZERO_BLOCK', 'nonzero_runs', 'copy', 'FileSink', 'RbdSink']
+
 #: Shared zeros for hashing holes (read-only; its pages are never touched
 #: by a write, so they cost no memory).
 _HASH_ZEROS = memoryview(bytes(8 * 1024 * 1024))
-
-
-@functools.lru_cache(maxsize=8)
-def _zeros(length: int) -> bytes:
-    return bytes(length)
 
 
 def allocated_extents(image: Any, size: int) -> list[tuple[int, int]]:
@@ -91,31 +86,6 @@ def plan_reads(extents: list[tuple[int, int]], size: int,
             reads.append((offset, stop - offset))
             offset = stop
     return reads
-
-
-def nonzero_runs(data: bytes) -> list[tuple[int, int]]:
-    """``(start, end)`` of the runs of ``data`` that are not all zeros,
-    at ZERO_BLOCK granularity."""
-    size = len(data)
-    if data == _zeros(size):
-        return []
-    runs: list[tuple[int, int]] = []
-    start = None
-    for index in range(0, size, ZERO_BLOCK):
-        # NOTE: a slice copies; data blocks are told by their first bytes.
-        zero = data[index:index + 16] == _ZERO_HEAD
-        if zero:
-            block = data[index:index + ZERO_BLOCK]
-            zero = block == (_ZERO_BLOCK if len(block) == ZERO_BLOCK
-                             else _zeros(len(block)))
-        if zero and start is not None:
-            runs.append((start, index))
-            start = None
-        elif not zero and start is None:
-            start = index
-    if start is not None:
-        runs.append((start, size))
-    return runs
 
 
 class Sink(Protocol):
@@ -173,32 +143,53 @@ class FileSink:
     ``cp`` + ``sync`` of a 2 GiB export's data took ~1.3 s here).
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str,
+                 image: objects.ImageSpec | None = None) -> None:
         self.path = path
-        self._fd: int | None = os.open(
-            path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        self.image = image
+        try:
+            self._fd: int | None = os.open(
+                path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                0o644)
+        except OSError as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: OSError) -> Exception:
+        """A full or read-only cache is the cache's error, not the
+        source's (see :func:`precache.agent.store.write_error`)."""
+        if self.image is None:
+            return exc
+        return space.write_error(self.image.id, self.path, exc,
+                                 self.image.size)
 
     def write(self, offset: int, data: bytes) -> int:
         assert self._fd is not None
         view = memoryview(data)
         written = 0
-        for start, end in nonzero_runs(data):
-            first = start
-            while start < end:
-                count = os.pwrite(self._fd, view[start:end], offset + start)
-                start += count
-                written += count
-            if _SYNC_FILE_RANGE is not None:
-                # NOTE: the GIL is released during the call (ctypes);
-                # errors (e.g. EIO) surface again at the final fsync.
-                _SYNC_FILE_RANGE(self._fd, offset + first, end - first,
-                                 _SYNC_FILE_RANGE_WRITE)
+        try:
+            for start, end in nonzero_runs(data):
+                first = start
+                while start < end:
+                    count = os.pwrite(self._fd, view[start:end],
+                                      offset + start)
+                    start += count
+                    written += count
+                if _SYNC_FILE_RANGE is not None:
+                    # NOTE: the GIL is released during the call (ctypes);
+                    # errors (e.g. EIO) surface again at the final fsync.
+                    _SYNC_FILE_RANGE(self._fd, offset + first, end - first,
+                                     _SYNC_FILE_RANGE_WRITE)
+        except OSError as exc:
+            raise self._error(exc) from exc
         return written
 
     def finish(self, size: int) -> None:
         assert self._fd is not None
-        os.ftruncate(self._fd, size)
-        os.fsync(self._fd)
+        try:
+            os.ftruncate(self._fd, size)
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise self._error(exc) from exc
 
     def close(self) -> None:
         if self._fd is not None:

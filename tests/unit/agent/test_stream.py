@@ -134,6 +134,41 @@ def test_zeros_become_holes(tmp_path):
             hashlib.sha512(data).hexdigest()
 
 
+@pytest.mark.parametrize('as_view', [False, True])
+def test_zero_runs_inside_a_chunk_become_holes(tmp_path, as_view):
+    """4 MiB chunks (glance-http's) that are mostly zeros: only their
+    64 KiB blocks of data take space, as with rbd-export."""
+    data = bytearray(16 * MiB)
+    for offset in range(0, len(data), 4 * MiB):
+        data[offset + MiB:offset + MiB + 100] = os.urandom(100)
+        data[offset + 3 * MiB - 1] = 1  # the last byte of a block
+    data = bytes(data)
+    image = _spec(data)
+    path = tmp_path / 'sparse'
+    writer = stream.VerifyingWriter(image, str(path))
+    for offset in range(0, len(data), 4 * MiB):
+        chunk = data[offset:offset + 4 * MiB]
+        writer.write(memoryview(chunk) if as_view else chunk)
+    assert writer.finish() == len(data)
+    # 2 blocks of 64 KiB per chunk hold data: 512 KiB of 16 MiB (plus
+    # the file system's own blocks); whole chunks would take 16 MiB.
+    assert os.stat(path).st_blocks * 512 <= 1 * MiB
+    assert path.read_bytes() == data
+
+
+def test_nonzero_runs_at_block_granularity():
+    block = stream.ZERO_BLOCK
+    data = bytearray(5 * block + 10)
+    data[block + 20] = 1
+    data[2 * block] = 1
+    data[-1] = 1
+    assert stream.nonzero_runs(data) == [(block, 3 * block),
+                                         (5 * block, 5 * block + 10)]
+    assert stream.nonzero_runs(bytes(3 * block)) == []
+    assert stream.nonzero_runs(b'') == []
+    assert stream.nonzero_runs(b'\0' * 10 + b'x') == [(0, 11)]
+
+
 def test_trailing_zeros_keep_the_size(tmp_path):
     data = os.urandom(4096) + bytes(2 * MiB)
     path = tmp_path / 'tail'

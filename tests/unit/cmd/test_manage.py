@@ -233,7 +233,7 @@ def test_cache_wait_with_a_failure_exits_1(bus, capsys):
         'max_concurrent_hosts': 1, 'source': 'cli'}
     assert manage.job_show(_parse('job', 'show', job_id)) == 1
     out = capsys.readouterr().out
-    assert '%s u-h2 %s error' % (job_id, bad) in out
+    assert '%s u-h2 cell1 %s error - 0 ' % (job_id, bad) in out
     assert 'Job %s: source cli, deadline -' % job_id in out
 
 
@@ -265,7 +265,8 @@ def test_reconcile_command(bus, capsys):
     assert manage.reconcile(_parse('reconcile', '--aggregate', 'all',
                                    '--hosts', 'u-h2')) == 0
     assert capsys.readouterr().out == (
-        'Aggregate all: every host has every desired image\n')
+        'aggregate all has every desired image on every host: nothing to '
+        'do\n')
     # The other hosts still lack it: a job for them (not waited for).
     assert manage.reconcile(_parse('reconcile', '--aggregate', 'all',
                                    '--json')) == 0
@@ -296,7 +297,7 @@ def test_job_show_wait_and_list(bus, capsys):
     assert capsys.readouterr().out.startswith('Job %s done: 1 cached'
                                               % job.id)
     assert manage.job_show(_parse('job', 'show', job.id)) == 0
-    assert '%s u-h2 %s cached' % (job.id, image_id) in \
+    assert '%s u-h2 cell1 %s cached file 65536 ' % (job.id, image_id) in \
         capsys.readouterr().out
 
     assert manage.job_list(_parse('job', 'list', '--aggregate', 'one',

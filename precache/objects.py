@@ -172,6 +172,9 @@ class Job:
     hosts: int = 0
     counts: dict[str, int] = dataclasses.field(default_factory=dict)
     results: list[HostImageResult] | None = None
+    #: id -> name, for the images the image service named when the job
+    #: was accepted; an image without a name has no entry.
+    image_names: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def seconds(self) -> float | None:
@@ -183,6 +186,7 @@ class Job:
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {'id': self.id, 'aggregate': self.aggregate,
                 'image_ids': list(self.image_ids),
+                'image_names': dict(self.image_names),
                 'state': self.state.value, 'options': dict(self.options),
                 'reason': self.reason,
                 'created_at': _iso(self.created_at),
@@ -198,6 +202,7 @@ class Job:
         results = data.get('results')
         return cls(id=data['id'], aggregate=data['aggregate'],
                    image_ids=list(data['image_ids']),
+                   image_names=dict(data.get('image_names') or {}),
                    state=JobState(data['state']),
                    options=dict(data.get('options') or {}),
                    reason=data.get('reason'),

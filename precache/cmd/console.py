@@ -97,16 +97,27 @@ def _size(count: int) -> str:
     return str(count)
 
 
+def image_label(image_id: str, name: str | None) -> str:
+    """``cirros-0.6 (3f2a1b9c)``: the name people know, and the start of
+    the id, since image names need not be unique; the id alone (its
+    start) when the image has no name."""
+    return '%s (%s)' % (name, image_id[:8]) if name else image_id[:8]
+
+
 def host_table(job: objects.Job,
                image_names: dict[str, str] | None = None) -> Table:
-    """One row per host, one column per image: state and method."""
-    names = image_names or {}
+    """One row per host, one column per image: state and method.
+
+    ``image_names`` adds to (or overrides) the names the job carries.
+    """
+    names = {**job.image_names, **(image_names or {})}
     table = Table(box=box.SIMPLE_HEAD, title='job %s on %s: %s' % (
         job.id, job.aggregate, job.state.value), title_justify='left')
     table.add_column('host', no_wrap=True)
     table.add_column('cell', no_wrap=True)
     for image_id in job.image_ids:
-        table.add_column(names.get(image_id) or image_id[:8], no_wrap=True)
+        table.add_column(image_label(image_id, names.get(image_id)),
+                         no_wrap=True)
     table.add_column('via', no_wrap=True)
     table.add_column('fetched', justify='right', no_wrap=True)
     table.add_column('time', justify='right')

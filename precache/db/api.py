@@ -240,6 +240,8 @@ class JobStore:
         return objects.Job(
             id=row.id, aggregate=row.aggregate,
             image_ids=[i['id'] for i in row.images],
+            image_names={i['id']: i['name'] for i in row.images
+                         if i.get('name')},
             state=objects.JobState(row.state), options=row.options or {},
             reason=row.reason, created_at=row.created_at,
             started_at=row.started_at, finished_at=row.finished_at,

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import re
+import select
 import socket
+import struct
+import subprocess
+import termios
+import time
 import uuid
 
 from precache.db.api import JobStore
@@ -161,6 +169,78 @@ def test_operator_commands_as_cron_runs_them(cluster: Cluster) -> None:
         'reason': 'has no hosts: nothing to do'}
 
     assert_one_line_error(unknown, 2, 'Job feedface could not be found.')
+
+
+def run_on_terminal(argv: list[str], timeout: float = 60.0
+                    ) -> tuple[int, str]:
+    """Run ``argv`` with its stdout on a terminal (a pty, 200 columns),
+    as an operator does; its exit code and what it showed, colours out.
+    """
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                struct.pack('HHHH', 50, 200, 0, 0))
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave,
+                            stderr=subprocess.STDOUT,
+                            env=dict(os.environ, COLUMNS='200',
+                                     TERM='xterm'))
+    os.close(slave)
+    shown = b''
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([master], [], [], 1.0)[0]:
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the command closed the terminal
+                break
+            if not data:
+                break
+            shown += data
+        code = proc.wait(timeout=max(deadline - time.monotonic(), 1))
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    text = re.sub(r'\x1b\[[0-9;?]*[A-Za-z]', '', shown.decode())
+    return code, text.replace('\r\n', '\n')
+
+
+def test_tables_and_json_name_the_images(cluster: Cluster) -> None:
+    """The catalog's names, with the start of each id (names need not be
+    unique); an image without a name: its id."""
+    named = cluster.make_image('cirros-0.6')
+    nameless = cluster.make_image('nameless')
+    # NOTE: Glance's name is optional (null when never given).
+    cluster.catalog[-1]['name'] = None
+    cluster._write_catalog()
+    aggregate = cluster.add_aggregate('compute', ['cmp1'])
+    cluster.start(['cmp1'])
+
+    done = cluster.manage('cache', '--aggregate', aggregate, '--image',
+                          named.id, '--image', nameless.id, '--wait',
+                          '--json')
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)
+    assert job['image_names'] == {named.id: 'cirros-0.6'}
+
+    code, shown = run_on_terminal([
+        script('precache-manage'), '--config-file', cluster.client_config,
+        'job', 'show', job['id'][:8]])
+    assert code == 0, shown
+    header = next(line for line in shown.splitlines()
+                  if line.split()[:2] == ['host', 'cell'])
+    assert header.split()[2:5] == ['cirros-0.6', '(%s)' % named.id[:8],
+                                   nameless.id[:8]], shown
+    row = next(line for line in shown.splitlines()
+               if cluster.host('cmp1') in line)
+    assert row.split()[1:4] == ['-', 'cached', 'cached'], shown
+
+    listed = cluster.manage('job', 'list', '--aggregate', aggregate,
+                            '--json')
+    assert listed.returncode == 0, listed.stderr
+    assert [j['image_names'] for j in json.loads(listed.stdout)] == [
+        {named.id: 'cirros-0.6'}]
 
 
 def test_ambiguous_short_id_names_the_candidates(cluster: Cluster) -> None:

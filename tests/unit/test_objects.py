@@ -120,9 +120,12 @@ def test_job_round_trip_with_and_without_results():
         reason=None, created_at=T0, started_at=T0, finished_at=T1,
         hosts=1, counts={'cached': 2},
         results=[_result('h1', State.CACHED, started_at=T0),
-                 _result('h1', State.ERROR, reason='boom')])
+                 _result('h1', State.ERROR, reason='boom')],
+        image_names={'i1': 'cirros-0.6'})
     data = json.loads(json.dumps(job.to_dict()))
+    assert data['image_names'] == {'i1': 'cirros-0.6'}
     again = objects.Job.from_dict(data)
+    assert again.image_names == {'i1': 'cirros-0.6'}
     assert again.state is objects.JobState.DONE
     assert again.options == {'max_concurrent_hosts': 2}
     assert again.created_at == T0 and again.finished_at == T1
@@ -133,6 +136,14 @@ def test_job_round_trip_with_and_without_results():
     data = job.to_dict()
     assert 'results' not in data
     assert objects.Job.from_dict(data).results is None
+
+
+def test_job_from_a_dict_without_image_names():
+    """What a conductor of the previous release sends: no names."""
+    data = objects.Job(id='j', aggregate='a', image_ids=['i1'],
+                       state=objects.JobState.PENDING).to_dict()
+    del data['image_names']
+    assert objects.Job.from_dict(data).image_names == {}
 
 
 def test_job_seconds():

@@ -77,12 +77,35 @@ def test_host_table_has_a_row_per_host_and_a_column_per_image():
         [i for i, line in enumerate(lines) if 'edge-1' in line][0]
 
 
+def _header(text: str) -> str:
+    return next(line for line in text.splitlines() if 'host' in line
+                and 'cell' in line)
+
+
 def test_host_table_uses_image_names():
     text = _render(console.host_table(_job(), {IMG_A: 'cirros'}))
-    header = next(line for line in text.splitlines() if 'host' in line
-                  and 'cell' in line)
-    assert 'cirros' in header and 'bbbbbbbb' in header
-    assert 'aaaaaaaa' not in header
+    assert 'cirros (aaaaaaaa)' in _header(text)
+    assert 'bbbbbbbb' in _header(text)
+
+
+def test_host_table_uses_the_names_the_job_carries():
+    """Names need not be unique: the start of the id goes with each."""
+    job = _job(image_names={IMG_A: 'cirros-0.6', IMG_B: 'cirros-0.6'})
+    header = _header(_render(console.host_table(job)))
+    assert header.split()[:6] == ['host', 'cell', 'cirros-0.6',
+                                  '(aaaaaaaa)', 'cirros-0.6', '(bbbbbbbb)']
+    # A name given by the caller wins; an image without one: its id.
+    job = _job(image_names={IMG_A: 'cirros-0.6'})
+    header = _header(_render(console.host_table(job, {IMG_A: 'tiny'})))
+    assert header.split()[:5] == ['host', 'cell', 'tiny', '(aaaaaaaa)',
+                                  'bbbbbbbb']
+
+
+def test_image_label():
+    assert console.image_label(IMG_A, 'cirros-0.6') == \
+        'cirros-0.6 (aaaaaaaa)'
+    assert console.image_label(IMG_A, None) == 'aaaaaaaa'
+    assert console.image_label(IMG_A, '') == 'aaaaaaaa'
 
 
 def test_host_table_without_results():

@@ -64,6 +64,8 @@ def test_get_job_without_results(store):
     job = _job(store)
     found = store.get_job(job.id, with_results=False)
     assert found.results is None
+    # The image service's names, kept when the job was accepted.
+    assert found.image_names == {IMAGES[0].id: 'one'}
     assert found.counts['pending'] == 6 and found.hosts == 3
 
 

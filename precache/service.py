@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import io
+import sys
 
 import oslo_messaging as messaging
 from oslo_config import cfg
 from oslo_log import log
 from oslo_messaging import opts as messaging_opts
 
-from precache import version
+from precache import exception, version
 from precache.conf import CONF
 
 _QUIET_LOGGERS = ['amqp=ERROR', 'kombu=WARN', 'oslo_messaging=WARN',
@@ -36,12 +39,36 @@ def register_library_opts(conf: cfg.ConfigOpts = CONF) -> None:
 def prepare_service(argv: list[str], project: str = 'precache',
                     default_config_files: list[str] | None = None,
                     conf: cfg.ConfigOpts = CONF) -> cfg.ConfigOpts:
-    """Parse the command line and config files, then set up logging."""
+    """Parse the command line and config files, then set up logging.
+
+    :raises: ConfigInvalid, for a bad value of a command-line option
+        (``debug = maybe``) in a file; SystemExit for a bad command line.
+    """
     register_library_opts(conf)
     log.set_defaults(default_log_levels=(
         log.get_default_log_levels() + _QUIET_LOGGERS))
-    conf(argv[1:], project=project, version=version.version_string,
-         default_config_files=default_config_files)
+    # NOTE: oslo.config checks the values of its command-line options
+    # (debug, use_json, ...) found in files while parsing, and then
+    # prints a line of its own and exits 1; what it says is held back so
+    # such a value is refused as every other bad value is.
+    said = io.StringIO()
+    translated = False
+    try:
+        with contextlib.redirect_stderr(said):
+            conf(argv[1:], project=project,
+                 version=version.version_string,
+                 default_config_files=default_config_files)
+    except SystemExit:
+        from precache.confcheck import validate
+
+        reason = validate.cli_option_error(conf, said.getvalue(), argv[1:])
+        if reason is None:
+            raise
+        translated = True
+        raise exception.ConfigInvalid(reason=reason) from None
+    finally:
+        if not translated:
+            sys.stderr.write(said.getvalue())
     log.setup(conf, project)
     return conf
 

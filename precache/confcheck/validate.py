@@ -13,6 +13,7 @@ known one. What each service needs is in :mod:`precache.confcheck.needs`.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import glob
 import logging
@@ -74,13 +75,19 @@ class Files:
     value's *section*, not the file that set the value; this is exact.
     """
 
-    def __init__(self, conf: cfg.ConfigOpts) -> None:
+    def __init__(self, conf: cfg.ConfigOpts,
+                 paths: list[str] | None = None,
+                 folders: list[str] | None = None) -> None:
+        """``paths``/``folders``: the files and directories to read, when
+        ``conf`` could not parse its command line to say so itself."""
         self.conf = conf
-        try:
-            paths = list(conf.config_file or [])
-            folders = list(conf.config_dir or [])
-        except cfg.NoSuchOptError:  # NOTE: the command line was not parsed
-            paths, folders = [], []
+        if paths is None and folders is None:
+            try:
+                paths = list(conf.config_file or [])
+                folders = list(conf.config_dir or [])
+            except cfg.NoSuchOptError:  # NOTE: command line not parsed
+                pass
+        paths, folders = list(paths or []), list(folders or [])
         for folder in folders:
             paths += sorted(glob.glob(os.path.join(folder, '*.conf')))
         paths = [os.path.abspath(path) for path in paths]
@@ -145,6 +152,47 @@ def origin(conf: cfg.ConfigOpts, group: str, name: str) -> str:
     """Where the value of ``[group] name`` comes from: "in <file>",
     "(not set in <file>)", for a message that names the file."""
     return Files(conf).origin(group, name)
+
+
+#: What oslo.config prints, then exits 1, when a command-line option
+#: (``debug``, ``use_json``, ...) set in a file has a bad value: it checks
+#: those while parsing, before :func:`check` can run.
+_CLI_OPTION_VALUE = re.compile(r'^argument --(?P<name>\w+): Invalid .* '
+                               r'value: ', re.MULTILINE)
+
+
+def cli_option_error(conf: cfg.ConfigOpts, said: str,
+                     args: list[str]) -> str | None:
+    """oslo.config's complaint ``said`` of a command-line option's bad
+    value in a file, as :func:`check` words a bad value: the option, the
+    file, what it must be. None when ``said`` is about something else.
+
+    ``args``: the command line ``conf`` was given (it could not keep it).
+    """
+    match = _CLI_OPTION_VALUE.search(said)
+    if not match:
+        return None
+    name = match.group('name')
+    given = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    given.add_argument('--config-file', action='append')
+    given.add_argument('--config-dir', action='append')
+    known, _ = given.parse_known_args(args)
+    files = Files(conf,
+                  paths=known.config_file if known.config_file else
+                  list(conf.default_config_files or []),
+                  folders=known.config_dir if known.config_dir else
+                  [d for d in conf.default_config_dirs or []
+                   if os.path.isdir(d)])
+    raw = files.raw('DEFAULT', name)
+    if raw is None:
+        return None
+    try:
+        opt = _opt(conf, 'DEFAULT', name)
+    except cfg.Error:
+        return None
+    return 'invalid value %r for [DEFAULT] %s %s: %s' % (
+        raw[1], name, files.origin('DEFAULT', name),
+        expected(opt.type, raw[1]))
 
 
 def _env_name(group: str, name: str) -> str:

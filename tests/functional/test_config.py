@@ -165,3 +165,53 @@ def test_misspelt_names_are_warned_about_and_the_conductor_starts(
     # The log goes to a file, so the terminal is told too.
     assert base.output().splitlines()[:2] == [
         'WARNING: ' + line for line in warnings]
+
+
+def test_bad_value_of_a_command_line_option_in_a_file(
+        cluster: Cluster, tmp_path: Any) -> None:
+    """``debug``, ``use_json``, ...: options oslo.config also takes on the
+    command line, and checks while parsing; refused like every other bad
+    value, in one line naming the file, exit 2."""
+    base = cluster.make_conductor()
+    folder = str(tmp_path / 'variants')
+    os.makedirs(folder)
+    conductor = variant(base, folder, 'conductor',
+                        {'DEFAULT': {'debug': 'maybe'}})
+    # A second file sets it for precache-manage: that file is named.
+    extra = write_conf(str(tmp_path / 'debug.conf'),
+                       {'DEFAULT': {'debug': 'maybe'}})
+    # And in a --config-dir, another such option.
+    conf_d = tmp_path / 'precache.conf.d'
+    conf_d.mkdir()
+    in_dir = write_conf(str(conf_d / '10-logging.conf'),
+                        {'DEFAULT': {'use_json': 'perhaps'}})
+    agent = cluster.agent('cmp1')
+    results = run_together([
+        [script('precache-conductor'), '--config-file', conductor],
+        [script('precache-manage'), '--config-file', cluster.client_config,
+         '--config-file', extra, 'job', 'list'],
+        [script('precache-agent'), '--config-file', agent.config,
+         '--config-dir', str(conf_d)],
+    ], timeout=120)
+    # What oslo.config says of a bad command line still comes through.
+    [bogus] = run_together([[script('precache-conductor'), '--config-file',
+                             conductor, '--bogus']], timeout=60)
+    assert bogus.returncode == 2, bogus.stderr
+    assert bogus.stderr.splitlines()[-1] == (
+        'precache-conductor: error: unrecognized arguments: --bogus')
+    expected = [
+        "invalid value 'maybe' for [DEFAULT] debug in %s: must be true or "
+        "false" % conductor,
+        "invalid value 'maybe' for [DEFAULT] debug in %s: must be true or "
+        "false" % extra,
+        "invalid value 'perhaps' for [DEFAULT] use_json in %s: must be "
+        "true or false" % in_dir,
+    ]
+    for done, line in zip(results, expected, strict=True):
+        report = 'exit %s\nstdout: %s\nstderr: %s' % (
+            done.returncode, done.stdout, done.stderr)
+        assert done.returncode == 2, report
+        assert done.stdout == '', report
+        assert done.stderr.splitlines() == ['ERROR: ' + line], report
+    # Stopped before logging was set up: the conductor wrote no log.
+    assert not os.path.exists(conductor[:-len('.conf')] + '.log')

@@ -25,6 +25,8 @@ AGGREGATES_INDEX = 'compute:aggregates:index'
 AGGREGATES_SHOW = 'compute:aggregates:show'
 IMAGES_LIST = 'precache:aggregates:images:list'
 JOBS_LIST = 'precache:jobs:list'
+IMAGES_LOOKUP = 'precache:images:list'
+IMAGES_LOOKUP_SHOW = 'precache:images:show'
 JOBS_SHOW = 'precache:jobs:show'
 JOBS_CANCEL = 'precache:jobs:cancel'
 
@@ -68,6 +70,19 @@ _api_rules = [
         IMAGES_LIST, ADMIN,
         'List the images resident on the hosts of an aggregate.',
         [{'path': '/os-aggregates/{aggregate_id}/images', 'method': 'GET'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        IMAGES_LOOKUP, ADMIN,
+        'Look images up in the image service, as the caller sees them '
+        '(Glance v2 list, for nova --os-endpoint-override). Admin, as the '
+        'aggregate reads the CLIs send with it.',
+        [{'path': '/v2/images', 'method': 'GET'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        IMAGES_LOOKUP_SHOW, ADMIN,
+        'Show an image of the image service, as the caller sees it '
+        '(Glance v2 show, for nova --os-endpoint-override).',
+        [{'path': '/v2/images/{image_id}', 'method': 'GET'}],
         scope_types=['project']),
     policy.DocumentedRuleDefault(
         JOBS_LIST, ADMIN, 'List jobs (of every project).',

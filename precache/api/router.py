@@ -4,7 +4,9 @@ Placement's style (``ROUTE_DECLARATIONS``) without its framework: one
 table, readable at a glance, and the OpenAPI document is checked against
 it. Every resource route is served at the root and again under ``/v2.1``
 because openstacksdk follows the ``v2.1`` link of the version document
-while novaclient posts to the endpoint it is given.
+while novaclient posts to the endpoint it is given. ``/v2/images`` is
+Glance's lookup, which novaclient sends to the same endpoint when given
+an override (handlers/images.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import webob
 import webob.exc
 
-from precache.api.handlers import aggregates, jobs, root
+from precache.api.handlers import aggregates, images, jobs, root
 
 Handler = Callable[..., webob.Response]
 
@@ -37,6 +39,8 @@ ROUTES: dict[str, dict[str, Handler]] = {
     },
     '/jobs': {'GET': jobs.list_jobs},
     '/jobs/{job_id}': {'GET': jobs.show_job, 'DELETE': jobs.cancel_job},
+    '/v2/images': {'GET': images.list_images},
+    '/v2/images/{image_id}': {'GET': images.show_image},
 }
 
 PREFIXES = ('/v2.1',)
@@ -83,14 +87,8 @@ class Router:
                     methods, params = candidates, found.groupdict()
                     break
         if methods is None:
-            detail = 'No such resource: %s' % path[:200]
-            if path.startswith('/v2/'):
-                # NOTE: nova --os-endpoint-override sends its Glance
-                # lookups (GET /v2/images?id=in:...) to the same URL.
-                detail += ('. precache-api serves no image API: a client '
-                           'that uses one endpoint for every service must '
-                           'find compute through the catalog instead.')
-            raise webob.exc.HTTPNotFound(detail=detail)
+            raise webob.exc.HTTPNotFound(
+                detail='No such resource: %s' % path[:200])
         handler = methods.get(method)
         if handler is None:
             allowed = ', '.join(sorted(methods))

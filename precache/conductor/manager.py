@@ -10,7 +10,7 @@ import oslo_messaging as messaging
 from oslo_utils import uuidutils
 
 from precache import exception
-from precache.conductor import desired
+from precache.conductor import desired, images
 from precache.conductor.jobs import JobRunner
 from precache.conductor.registry import Registry
 from precache.conductor.rpcapi import ConductorAPI
@@ -47,7 +47,7 @@ class ConductorManager:
     """RPC endpoint of a conductor (topic ``precache-conductor``)."""
 
     # NOTE: must stay equal to ConductorAPI.RPC_API_VERSION (a test checks).
-    RPC_API_VERSION = '1.5'
+    RPC_API_VERSION = '1.6'
 
     target = messaging.Target(version=RPC_API_VERSION)
 
@@ -172,6 +172,26 @@ class ConductorManager:
         """:raises: AggregateNotFound, InventoryInvalid, ServiceUnavailable"""
         return dataclasses.asdict(self.runner.inventory.get_aggregate(
             aggregate))
+
+    @messaging.expected_exceptions(exception.Invalid,
+                                   exception.TemporaryFailure)
+    def find_images(self, ctxt: dict[str, Any],
+                    ids: list[str] | None = None,
+                    names: list[str] | None = None,
+                    properties: dict[str, str] | None = None,
+                    caller: dict[str, Any] | None = None
+                    ) -> list[dict[str, Any]]:
+        """Glance's image lookup as ``caller`` sees it (novaclient's,
+        sent here with an endpoint override). ``caller`` holds the
+        caller's token: never log it.
+
+        :raises: ServiceUnavailable
+        """
+        LOG.debug('[req %(req)s] RPC find_images called: ids %(ids)s, '
+                  'names %(names)s', {'req': ctxt.get('request_id'),
+                                      'ids': ids, 'names': names})
+        return images.find(self.runner.image_service, ids, names,
+                           properties, caller)
 
     @messaging.expected_exceptions(exception.Invalid, exception.NotFound,
                                    exception.TemporaryFailure)

@@ -28,10 +28,12 @@ class ConductorAPI:
     |          Glance validates the images with it.
     |    1.5 - Added list_aggregates and get_aggregate (the inventory's
     |          aggregates, for Nova's GET /os-aggregates).
+    |    1.6 - Added find_images (Glance's image lookup as the caller sees
+    |          it, for novaclient with an endpoint override).
     """
 
     # NOTE: must stay equal to ConductorManager.RPC_API_VERSION.
-    RPC_API_VERSION = '1.5'
+    RPC_API_VERSION = '1.6'
 
     def __init__(self, transport: messaging.Transport,
                  timeout: int | None = None,
@@ -137,6 +139,27 @@ class ConductorAPI:
         """
         return self._prepare('1.5').call(ctxt, 'get_aggregate',
                                          aggregate=aggregate)
+
+    def find_images(self, ctxt: dict[str, Any],
+                    ids: list[str] | None = None,
+                    names: list[str] | None = None,
+                    properties: dict[str, str] | None = None,
+                    caller: dict[str, Any] | None = None
+                    ) -> list[dict[str, Any]]:
+        """Images as Glance v2 lists them to ``caller`` (1.6).
+
+        :param ids: only these (Glance's ``id=in:``); any status.
+        :param names: only these names (``name=`` / ``name=in:``).
+        :param properties: exact values of other fields or properties.
+        :param caller: project_id, is_admin and auth_token, as for
+            cache_images (the token is never logged nor stored).
+        :returns: dicts with id, name, status, visibility, size,
+            disk_format, container_format, created_at, updated_at.
+        :raises: ServiceUnavailable.
+        """
+        return self._prepare('1.6').call(
+            ctxt, 'find_images', ids=ids, names=names,
+            properties=properties, caller=caller)
 
     def list_agents(self, ctxt: dict[str, Any]) -> list[dict[str, Any]]:
         """The agent registry: each agent's last heartbeat and state (1.2).

@@ -33,7 +33,8 @@ def as_user(api, tokens, user) -> Served:
 @pytest.mark.parametrize('method, path', [
     ('POST', '/os-aggregates/11/images'), ('GET', '/jobs'),
     ('GET', '/jobs/%s' % JOB), ('DELETE', '/jobs/%s' % JOB),
-    ('GET', '/v2.1/os-aggregates/11/images')])
+    ('GET', '/v2.1/os-aggregates/11/images'),
+    ('GET', '/v2/images?id=in:%s' % JOB)])
 def test_no_or_bad_token_is_401(api, headers, method, path):
     resp = Served(api.url, headers).request(
         method, path, json=cache_body(JOB) if method == 'POST' else None)
@@ -67,7 +68,8 @@ def test_non_admin_cannot_cancel_403(api, tokens, user):
 
 READS = ['/jobs', '/jobs/%s' % JOB, '/os-aggregates/11/images',
          '/os-aggregates', '/os-aggregates/11', '/v2.1/os-aggregates',
-         '/v2.1/jobs']
+         '/v2.1/jobs', '/v2/images?id=in:%s' % JOB, '/v2/images/%s' % JOB,
+         '/v2.1/v2/images?id=in:%s' % JOB]
 
 
 @pytest.mark.parametrize('path', READS)

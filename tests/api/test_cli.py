@@ -6,7 +6,9 @@ against precache-api behind a real Keystone, found through the catalog or
 given as an endpoint override. Both look the aggregate up first
 (``GET /os-aggregates/{id}``, ``GET /os-aggregates``) and resolve the
 images in Glance, so a real Glance (behind the same Keystone) holds each
-image under the id the conductor's catalog knows it by.
+image under the id the conductor's catalog knows it by; nova given an
+override sends that lookup to precache-api, which answers it from the
+conductor's catalog.
 """
 
 from __future__ import annotations
@@ -117,14 +119,29 @@ def test_unknown_aggregate_is_named_and_nothing_is_posted(
     assert jobs_of(world, image) == []
 
 
-def test_nova_endpoint_override_says_to_use_the_catalog(
-        api, keystone, world, image, tmp_path):
-    """nova's override also redirects its Glance lookup; the 404 says
-    what to do instead (docs/clients.md), and nothing is posted."""
+@pytest.mark.parametrize('aggregate, hosts, suffix', [
+    ('11', HOSTS, ''), ('api-one', ['api-h2'], '/v2.1'),
+], ids=['override-root-id', 'override-v21-name'])
+def test_nova_endpoint_override(api, keystone, world, image, tmp_path,
+                                aggregate, hosts, suffix):
+    """nova's override also sends its image lookup (GET /v2/images?id=in:
+    ...) to precache-api, which answers it from its image service."""
+    done = run('nova', keystone, tmp_path, '--os-endpoint-override',
+               api.url + suffix, '--os-compute-api-version', '2.81',
+               'aggregate-cache-images', aggregate, image)
+    assert done.returncode == 0, done.stderr
+    assert 'ERROR' not in done.stderr
+    assert_cached(world, image, hosts)
+
+
+def test_nova_endpoint_override_unknown_image_posts_nothing(
+        api, keystone, world, tmp_path, glance):
+    """An image precache's image service does not know is nova's own
+    error, and nothing is posted."""
+    missing = '0d4f3a52-7c1e-4b8a-9f36-5e2d1c0b9a87'
     done = run('nova', keystone, tmp_path, '--os-endpoint-override',
                api.url, '--os-compute-api-version', '2.81',
-               'aggregate-cache-images', '11', image)
+               'aggregate-cache-images', '11', missing)
     assert done.returncode == 1
-    assert 'serves no image API' in done.stderr
-    assert 'through the catalog' in done.stderr
-    assert jobs_of(world, image) == []
+    assert 'Unable to find image(s): %s' % missing in done.stderr
+    assert jobs_of(world, missing) == []

@@ -141,9 +141,27 @@ def test_bad_job_queries_are_400(noauth, query, words):
 
 
 @pytest.mark.parametrize('path', ['/v2/images', '/v2.1/v2/images'])
-def test_image_api_404_points_at_the_catalog(noauth, path):
-    message = fault(noauth.get(path + '?id=in:%s' % JOB), 404)
-    assert 'serves no image API' in message
+def test_image_lookup_is_glance_shaped(noauth, path):
+    """nova --os-endpoint-override sends Glance's lookup here."""
+    reply = noauth.get(path + '?id=in:%s' % JOB)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()['images'] == []
+    assert noauth.get(path + '?names=in:%s' % JOB).json()['images'] == []
+    assert reply.json()['schema'] == '/v2/schemas/images'
+    assert 'No image found with ID %s' % JOB in fault(
+        noauth.get('%s/%s' % (path, JOB)), 404)
+
+
+@pytest.mark.parametrize('query, words', [
+    ('limit=5', "'limit' is not supported"),
+    ('=false', "'' is not supported"),
+    ('id=in:' + ','.join([JOB] * 101), 'at most 100'),
+    ('name=a%00b', 'printable'),
+    ('name=' + 'n' * 4001, 'in 4000 characters'),
+    ('names=in:' + 'n' * 4001, 'in 4000 characters'),
+])
+def test_bad_image_lookups_are_400(noauth, query, words):
+    assert words in fault(noauth.get('/v2/images?' + query), 400)
 
 
 def test_path_not_utf8_is_400(noauth):

@@ -37,7 +37,8 @@ def test_policy_defaults_are_admin_only_as_in_nova():
     rules = {rule.name: rule.check_str for rule in policy.list_rules()}
     for name in (policy.IMAGES_CREATE, policy.JOBS_CANCEL,
                  policy.AGGREGATES_INDEX, policy.AGGREGATES_SHOW,
-                 policy.JOBS_LIST, policy.JOBS_SHOW, policy.IMAGES_LIST):
+                 policy.JOBS_LIST, policy.JOBS_SHOW, policy.IMAGES_LIST,
+                 policy.IMAGES_LOOKUP, policy.IMAGES_LOOKUP_SHOW):
         assert rules[name] == 'rule:context_is_admin', name
     with open(os.path.join(ETC, 'policy.yaml.sample')) as sample:
         text = sample.read()

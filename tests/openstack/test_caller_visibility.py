@@ -261,3 +261,27 @@ def test_api_validates_with_the_callers_token(api, conductor, owned,
         assert accepted.status_code == 202, (user, accepted.text)
         assert accepted.json()['job']['image_ids'] == [image]
     assert len(conductor.store.list_jobs(limit=1000)) == before + 3
+
+
+def test_image_lookup_shows_what_glance_shows_the_caller(owned, people):
+    """What precache-api answers nova's image lookup with (conductor
+    find_images): Glance's answer to the caller's own token."""
+    from precache.conductor import images as lookups
+
+    def ids(caller, **filters):
+        return sorted(image['id'] for image in lookups.find(
+            glance_client.GlanceImageService(), caller=caller, **filters))
+
+    both = [owned.private, owned.shared]
+    assert ids(people.caller('bob'), ids=both) == [owned.shared]
+    assert ids(people.caller('alice'), ids=both) == sorted(both)
+    assert ids(people.caller('alice'), names=['private']) == [owned.private]
+    assert ids(people.caller('bob'), names=['private']) == []
+    # novaclient's names=in:…: a property for Glance, which no image has.
+    assert ids(people.caller('alice'),
+               properties={'names': 'in:private'}) == []
+    shown = lookups.find(glance_client.GlanceImageService(),
+                         ids=[owned.private], caller=people.caller('alice'))
+    assert 'locations' not in shown[0] and 'direct_url' not in shown[0]
+    assert (shown[0]['visibility'], shown[0]['status']) == ('private',
+                                                            'active')

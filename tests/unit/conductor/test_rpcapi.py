@@ -156,3 +156,49 @@ def test_aggregate_reads_need_a_15_conductor(conf):
     finally:
         server.stop()
         server.wait()
+
+
+def test_find_images_as_glance_lists_them(cloud):
+    """1.6: the image lookup nova sends with an endpoint override."""
+    active = cloud.add_image(container_format='bare')
+    queued = cloud.add_image(status='queued')
+    private = cloud.add_image(visibility='private', owner='other-project')
+    member = {'project_id': 'p1', 'is_admin': False}
+    found = cloud.api.find_images(
+        {}, ids=[active.upper(), queued, private, 'not-an-id'],
+        caller=member)
+    assert {i['id'] for i in found} == {active, queued}
+    shown = {i['id']: i for i in found}[active]
+    assert shown['status'] == 'active' and shown['visibility'] == 'public'
+    assert (shown['name'], shown['container_format']) == (
+        'image-%s' % active[:8], 'bare')
+    assert 'locations' not in shown and 'os_hash_value' not in shown
+    assert [i['id'] for i in cloud.api.find_images(
+        {}, ids=[private], caller={'is_admin': True,
+                                   'project_id': 'admin'})] == [private]
+    by_name = cloud.api.find_images({}, names=['image-%s' % active[:8]])
+    assert [i['id'] for i in by_name] == [active]
+    # NOTE: novaclient sends names=in:…; Glance takes it for a property.
+    assert cloud.api.find_images({}, ids=None, properties={
+        'names': 'in:image-%s' % active[:8]}) == []
+
+
+class Conductor15:
+    target = messaging.Target(version='1.5')
+
+
+def test_find_images_needs_a_16_conductor(conf):
+    from precache import rpc
+
+    conf.config(control_exchange='precache-old-%s' % uuid.uuid4().hex[:8])
+    transport = rpc.get_transport(conf.conf,
+                                  'fake:///old-%s' % uuid.uuid4().hex[:8])
+    server = rpc.get_server(transport, rpc.CONDUCTOR_TOPIC, 'old',
+                            [Conductor15()])
+    server.start()
+    try:
+        with pytest.raises(messaging.UnsupportedVersion, match='1.6'):
+            ConductorAPI(transport, timeout=10).find_images({}, ids=[])
+    finally:
+        server.stop()
+        server.wait()

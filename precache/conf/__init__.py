@@ -29,8 +29,11 @@ from precache.conf import (
 
 CONF = cfg.CONF
 
-for _module in (default, agent, api, ceph, cells, conductor, consumer,
-                database, desired_state, glance, image_service, inventory,
-                notifications, nova, rbd_store, registry, schedules,
-                service_user):
+#: Every option module, in registration order (a fresh ConfigOpts that
+#: should know precache's options registers these).
+MODULES = (default, agent, api, ceph, cells, conductor, consumer, database,
+           desired_state, glance, image_service, inventory, notifications,
+           nova, rbd_store, registry, schedules, service_user)
+
+for _module in MODULES:
     _module.register_opts(CONF)

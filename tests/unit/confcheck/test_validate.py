@@ -9,31 +9,8 @@ from keystonemiddleware import auth_token
 from oslo_config import cfg, types
 
 from precache import exception, service
-from precache.conf import (
-    agent,
-    api,
-    cells,
-    ceph,
-    conductor,
-    consumer,
-    database,
-    default,
-    desired_state,
-    glance,
-    image_service,
-    inventory,
-    notifications,
-    nova,
-    rbd_store,
-    registry,
-    schedules,
-    service_user,
-)
+from precache.conf import MODULES
 from precache.confcheck import validate
-
-MODULES = (default, agent, api, ceph, cells, conductor, consumer, database,
-           desired_state, glance, image_service, inventory, notifications,
-           nova, rbd_store, registry, schedules, service_user)
 
 
 def load(tmp_path: Any, *texts: str) -> tuple[cfg.ConfigOpts, list[str]]:

@@ -9,7 +9,6 @@ stopped (or killed) when the test ends. See harness.py.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,12 +17,7 @@ import pytest
 from precache import rpc
 from precache.conductor.rpcapi import ConductorAPI
 from precache.conf import CONF
-from tests.functional.harness import (
-    Cluster,
-    private_vhost,
-    script,
-    write_conf,
-)
+from tests.functional.harness import Cluster, db_sync, private_vhost
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -55,16 +49,8 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     another's jobs.
     """
     folder = str(tmp_path_factory.mktemp('jobstore'))
-    url = 'sqlite:///%s' % os.path.join(folder, 'precache.sqlite')
-    config = write_conf(os.path.join(folder, 'manage.conf'), {
-        'DEFAULT': {'log_file': os.path.join(folder, 'manage.log')},
-        'database': {'connection': url}})
-    done = subprocess.run(
-        [script('precache-manage'), '--config-file', config, 'db', 'sync'],
-        capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert 'Job store is at revision' in done.stdout
-    return url
+    return db_sync('sqlite:///%s' % os.path.join(folder, 'precache.sqlite'),
+                   folder)
 
 
 @pytest.fixture(scope='session')

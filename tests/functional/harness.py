@@ -546,3 +546,17 @@ def run_together(commands: list[list[str]], timeout: float = 60.0
                 proc.kill()
                 proc.wait(10)
     return done
+
+
+def db_sync(url: str, folder: str) -> str:
+    """Migrate the job store at ``url`` as an operator does, with
+    ``precache-manage db sync``; returns ``url``."""
+    config = write_conf(os.path.join(folder, 'manage.conf'), {
+        'DEFAULT': {'log_file': os.path.join(folder, 'manage.log')},
+        'database': {'connection': url}})
+    done = subprocess.run(
+        [script('precache-manage'), '--config-file', config, 'db', 'sync'],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'Job store is at revision' in done.stdout
+    return url

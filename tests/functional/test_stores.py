@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 
 import pytest
 import sqlalchemy as sa
@@ -14,9 +13,8 @@ import sqlalchemy as sa
 from precache import objects, rpc
 from tests.functional.harness import (
     Cluster,
+    db_sync,
     results_by_host,
-    script,
-    write_conf,
 )
 
 State = objects.HostImageState
@@ -27,16 +25,8 @@ State = objects.HostImageState
 def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
     """A fresh server database for this test, migrated as an operator
     does (overrides the session's SQLite store)."""
-    url = request.getfixturevalue('%s_url' % request.param)
-    config = write_conf(str(tmp_path / 'manage.conf'), {
-        'DEFAULT': {'log_file': str(tmp_path / 'manage.log')},
-        'database': {'connection': url}})
-    done = subprocess.run(
-        [script('precache-manage'), '--config-file', config, 'db', 'sync'],
-        capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert 'Job store is at revision' in done.stdout
-    return url
+    return db_sync(request.getfixturevalue('%s_url' % request.param),
+                   str(tmp_path))
 
 
 def test_cache_then_existing(cluster: Cluster) -> None:

@@ -17,6 +17,7 @@ under gunicorn for chunked uploads).
 from __future__ import annotations
 
 import io
+import json
 import logging
 import socket
 import socketserver
@@ -24,6 +25,8 @@ import threading
 import time
 from typing import Any, cast
 from wsgiref import simple_server
+
+from precache.api import faults
 
 LOG = logging.getLogger(__name__)
 
@@ -74,6 +77,21 @@ class _DeadlineReader:
 
 class _Handler(simple_server.WSGIRequestHandler):
     server: Server
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        """The server's own refusals (414, 411, 408) in the API's fault
+        body, as JSON, not http.server's HTML page."""
+        short = self.responses.get(code, ('Error', ''))[0]
+        raw = json.dumps(faults.body(code, message or short)).encode()
+        self.log_error('code %d, message %s', code, message or short)
+        self.send_response(code, short)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(raw)))
+        self.send_header('Connection', 'close')
+        self.end_headers()
+        if self.command != 'HEAD' and code >= 200 and code not in (204, 304):
+            self.wfile.write(raw)
 
     def log_message(self, format: str, *args: Any) -> None:
         LOG.info('%s %s', self.address_string(), format % args)

@@ -25,9 +25,7 @@ timing.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -42,24 +40,14 @@ MiB = 1024 * 1024
 
 def make_image(folder: str, size_mib: int, share: float) -> dict[str, Any]:
     """``<folder>/v2/images/<id>/file`` and its spec."""
+    from precache.cmd import sample
+
     image_id = str(uuid.uuid4())
     path = os.path.join(folder, 'v2', 'images', image_id, 'file')
     os.makedirs(os.path.dirname(path))
-    rng = random.Random('bench-glance-http-%d-%s' % (size_mib, share))
-    sha512 = hashlib.sha512()
-    zeros = bytes(MiB)
-    with open(path, 'wb') as out:
-        for _ in range(size_mib):
-            if rng.random() < share:
-                block = rng.randbytes(MiB)
-                out.write(block)
-            else:
-                block = zeros
-                out.seek(MiB, os.SEEK_CUR)
-            sha512.update(block)
-        out.truncate(size_mib * MiB)
-    return {'id': image_id, 'size': size_mib * MiB, 'disk_format': 'raw',
-            'os_hash_algo': 'sha512', 'os_hash_value': sha512.hexdigest()}
+    meta = sample.write_image(path, size_mib, share,
+                              'bench-glance-http-%d-%s' % (size_mib, share))
+    return {'id': image_id, 'disk_format': 'raw', **meta}
 
 
 def free_port() -> int:

@@ -33,8 +33,11 @@ def image_id(name: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, name))
 
 
-def _write_image(path: str, size_mib: int, share: float,
-                 seed: str) -> dict[str, object]:
+def write_image(path: str, size_mib: int, share: float,
+                seed: str) -> dict[str, object]:
+    """A raw image of ``size_mib`` MiB at ``path``, ``share`` of it random
+    data and the rest holes, the same for the same ``seed``; its size and
+    Glance's hashes."""
     rng = random.Random(seed)
     sha512, md5 = hashlib.sha512(), hashlib.md5()  # noqa: S324 - Glance's
     zeros = bytes(MiB)
@@ -67,8 +70,8 @@ def ensure_images(folder: str,
     for name, size_mib, share in IMAGES:
         progress(name)
         file_name = name + '.raw'
-        meta = _write_image(os.path.join(folder, file_name), size_mib,
-                            share, seed=name)
+        meta = write_image(os.path.join(folder, file_name), size_mib,
+                           share, seed=name)
         images.append({'id': image_id(name), 'name': name,
                        'status': 'active', 'disk_format': 'raw',
                        'container_format': 'bare',

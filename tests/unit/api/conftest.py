@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import webob
 
 from precache import objects
 from precache.api import app as api_app
+from precache.conductor.rpcapi import ConductorAPI
 from precache.conf import CONF
 
 JOB_ID = '6a0a3b5e-4c1d-4f2a-9b8e-7d6c5b4a3f21'
@@ -120,7 +121,7 @@ Client = Callable[..., webob.Response]
 def client(conductor: FakeConductor) -> Client:
     """``client(method, path, json=..., headers=..., body=...)``: the
     application's response to that request."""
-    application = api_app.build_app(lambda: conductor)
+    application = api_app.build_app(lambda: cast(ConductorAPI, conductor))
 
     def call(method: str, path: str, json: Any = None,
              headers: dict[str, str] | None = None,

@@ -86,10 +86,13 @@ class SkipReason(_Words):
     AGENT_TOO_OLD = 'agent too old'
     AGENT_NOT_RESPONDING = 'agent not responding'
     AGENT_UNREACHABLE = 'agent unreachable'  # ': <messaging error>'
+    # NOTE: written by the agent itself (agent/manager.py)
+    REQUEST_EXPIRED = 'request expired in the agent queue'
 
 
 class ErrorReason(_Words):
-    """Why the conductor ended a row ``error`` (agents add their own)."""
+    """Why a row ended ``error``: the conductor's words, then the agent's
+    own besides its backends' messages."""
 
     INTERNAL = 'internal error'                  # ': <exception>'
     JOB_FAILED = 'job failed'                    # ': <exception>'
@@ -98,6 +101,10 @@ class ErrorReason(_Words):
     ABANDONED = 'window closed, abandoned after grace'
     AGENT_FAILED = 'agent failed'                # ': <type>: <value>'
     NO_RESULT = 'agent returned no result for this image'
+    # NOTE: written by the agent itself (agent/cache.py); NO_BACKEND
+    # ends a row ``unsupported``.
+    UNEXPECTED = 'unexpected error'              # ': <exception>'
+    NO_BACKEND = 'no backend enabled'
 
 
 _J, _H = JobState, HostImageState
@@ -162,9 +169,12 @@ def _refused(what: str, old: enum.Enum, new: enum.Enum
         what=what, old=old.value, new=new.value)
 
 
-def check_job_transition(old: JobState, new: JobState) -> None:
-    """:raises: InvalidStateTransition unless a job may go old → new."""
-    if new not in JOB_TRANSITIONS[old]:
+def check_job_transition(old: JobState, new: JobState,
+                         event: JobEvent | None = None) -> None:
+    """:raises: InvalidStateTransition unless a job may go old → new
+    (on ``event``, if given)."""
+    if new not in JOB_TRANSITIONS[old] or (
+            event is not None and event not in JOB_TRANSITIONS[old][new]):
         raise _refused('job', old, new)
 
 

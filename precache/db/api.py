@@ -318,7 +318,7 @@ class JobStore:
             new = objects.JobState.CANCELLED \
                 if state is objects.JobState.PENDING or not in_flight \
                 else state
-            states.check_job_transition(state, new)
+            states.check_job_transition(state, new, states.JobEvent.CANCEL)
             if new.is_final:
                 row.state = new.value
                 row.finished_at = now

@@ -44,6 +44,17 @@ def test_job_checker_walks_the_table(old, new):
         old.value, new.value)
 
 
+@pytest.mark.parametrize('old,new', JOB_PAIRS)
+def test_job_checker_knows_each_move_by_its_event(old, new):
+    allowed = states.JOB_TRANSITIONS[old].get(new, frozenset())
+    for event in states.JobEvent:
+        if event in allowed:
+            states.check_job_transition(old, new, event)
+        else:
+            with pytest.raises(exception.InvalidStateTransition):
+                states.check_job_transition(old, new, event)
+
+
 @pytest.mark.parametrize('old,new', HOST_PAIRS)
 def test_host_checker_walks_the_table(old, new):
     if new in states.HOST_TRANSITIONS[old]:

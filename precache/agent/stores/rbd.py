@@ -186,6 +186,10 @@ class RbdStore(base.Store):
         self.remove_temporary(image.id, sink.name)
         return sink
 
+    def check_room(self, image: objects.ImageSpec) -> None:
+        """Not checked: librbd gives no free space of a pool (the pool's
+        MAX AVAIL needs a monitor command)."""
+
     def unsupported_reason(self, image: objects.ImageSpec) -> str | None:
         if image.disk_format not in RAW_FORMATS:
             return ('disk_format is %s: the rbd store holds raw images '

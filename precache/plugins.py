@@ -17,7 +17,8 @@ import difflib
 from importlib import metadata
 from typing import Any
 
-from stevedore import driver, extension, named
+from stevedore import driver, named
+from stevedore import exception as stevedore_exc
 
 from precache import exception
 
@@ -86,9 +87,15 @@ def load_driver(point: PlugPoint, name: str, *args: Any,
                 **kwargs: Any) -> Any:
     """The plug-in ``name`` of ``point``, built with these arguments."""
     check_names(point, [name])
-    manager: driver.DriverManager = driver.DriverManager(
-        point.namespace, name, invoke_on_load=False,
-        on_load_failure_callback=_load_failed(point))
+    try:
+        manager: driver.DriverManager = driver.DriverManager(
+            point.namespace, name, invoke_on_load=False,
+            on_load_failure_callback=_load_failed(point))
+    except (stevedore_exc.NoMatches, stevedore_exc.MultipleMatches) as exc:
+        # NOTE: importlib saw it, stevedore's entry point cache did not.
+        raise exception.ConfigInvalid(
+            reason='%s %r of %s: %s' % (point.what, name, point.option,
+                                        exc)) from exc
     return manager.driver(*args, **kwargs)
 
 
@@ -97,17 +104,14 @@ def load_ordered(point: PlugPoint, names: list[str], *args: Any,
     """The plug-ins ``names`` of ``point`` in that order (a name given
     twice is built twice), each built with these arguments."""
     check_names(point, names)
+    missing: list[str] = []
     manager: named.NamedExtensionManager = named.NamedExtensionManager(
         point.namespace, list(dict.fromkeys(names)), invoke_on_load=False,
-        on_load_failure_callback=_load_failed(point))
+        on_load_failure_callback=_load_failed(point),
+        on_missing_entrypoints_callback=missing.extend)
+    if missing:
+        raise exception.ConfigInvalid(
+            reason=unknown_reason(point, sorted(missing)))
     plugins = {ext.name: ext.plugin for ext in manager}
     return [plugins[name](*args, **kwargs) for name in names]
 
-
-def all_plugins(point: PlugPoint) -> dict[str, Any]:
-    """Every installed plug-in of ``point``, by name, not built (for the
-    configuration check: each must at least import)."""
-    manager = extension.ExtensionManager(
-        point.namespace, invoke_on_load=False,
-        on_load_failure_callback=_load_failed(point))
-    return {ext.name: ext.plugin for ext in manager}

@@ -19,7 +19,7 @@ from oslo_utils import uuidutils
 
 from precache import rpc, service
 from precache.agent.service import AgentService
-from precache.agent.store import FileStore
+from precache.agent.stores.file import FileStore
 from precache.cmd import (
     console,
     guarded,

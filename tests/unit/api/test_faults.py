@@ -36,6 +36,7 @@ EXPECTED = {
     'ImageNotFound': (404, 'itemNotFound'),
     'JobNotFound': (404, 'itemNotFound'),
     'Conflict': (409, 'conflictingRequest'),
+    'InvalidStateTransition': (409, 'conflictingRequest'),
     'JobStoreError': (500, 'computeFault'),
     'TemporaryFailure': (503, 'serviceUnavailable'),
     'ServiceUnavailable': (503, 'serviceUnavailable'),

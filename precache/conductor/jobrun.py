@@ -7,10 +7,12 @@ limiter, the recorder, the start lock). When it starts a job it makes a
 cancel finds either a job not started or its run. The run holds that
 job's state — its stop event, maintenance window, images, whether it was
 resumed, whether a cancel is under way — and everything reports to it:
-the fan-out asks it to start each host (:meth:`JobRun.start_host`) and
-to record a host that failed outside its call
-(:meth:`JobRun.host_failed`); the recorder tells it that a cancel made
-elsewhere took a host's claim (:meth:`JobRun.claim_lost`).
+the fan-out asks it to start each host (:meth:`JobRun.start_host`,
+which answers when to try a host again: conductor/retries.py), to record
+a host that failed outside its call (:meth:`JobRun.host_failed`) and one
+whose retry will not start (:meth:`JobRun.retry_dropped`); the recorder
+tells it that a cancel made elsewhere took a host's claim
+(:meth:`JobRun.claim_lost`).
 """
 
 from __future__ import annotations

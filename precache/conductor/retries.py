@@ -93,7 +93,8 @@ class HostAttempts:
                       % max(0.0, left))
             return None
         if wait is None:
-            if self.attempts > 1 or self._failed:
+            # NOTE: with retries off (a limit of 1), no line of its own.
+            if self.attempts > 1 or (self._failed and self.limit > 1):
                 self._log(results, self._why_done())
             return None
         self._state.prepare_for_next_attempt()

@@ -324,3 +324,13 @@ def test_a_job_retries_a_host_without_agent_and_says_how_often(cloud,
                                       'ping within 1s) after 2 attempts')
     assert rows['u-h1'].state is rows['u-h3'].state is State.CACHED
     assert rows['u-h1'].reason is None
+
+
+def test_with_retries_off_a_failure_is_recorded_as_before(world, conf,
+                                                          caplog):
+    conf.config(group='conductor', host_attempts=1)
+    script = Script(r_h1=[NOT_RESPONDING, CACHED])
+    job = _finish(world(script))
+    assert script.hosts_called() == ['r-h1']
+    assert _rows(job)[('r-h1', IMAGE.id)] == NOT_RESPONDING
+    assert _attempt_lines(caplog, 'r-h1') == []

@@ -334,3 +334,28 @@ def test_with_retries_off_a_failure_is_recorded_as_before(world, conf,
     assert script.hosts_called() == ['r-h1']
     assert _rows(job)[('r-h1', IMAGE.id)] == NOT_RESPONDING
     assert _attempt_lines(caplog, 'r-h1') == []
+
+
+def test_a_cancel_through_the_conductor_ends_a_host_waiting(cloud, conf,
+                                                            caplog):
+    """u-ghost waits 5-10 s for its second attempt; the cancel records
+    its first at once and the job ends cancelled."""
+    caplog.set_level(logging.INFO)
+    conf.config(group='conductor', agent_ping_timeout=1, host_attempts=3,
+                host_retry_delay=5)
+    accepted = cloud.api.cache_images({}, 'partial', [cloud.add_image()])
+    waiting = 'host u-ghost attempt 1 of 3'
+    deadline = time.monotonic() + 10
+    while not any(accepted.id in r.getMessage() and waiting in
+                  r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, 'no first attempt seen'
+        time.sleep(0.05)
+    cancelled_at = time.monotonic()
+    cloud.api.cancel_job({}, accepted.id)
+    job = cloud.wait(accepted.id)
+    assert time.monotonic() - cancelled_at < 3
+    assert job.state is JobState.CANCELLED
+    rows = {r.host: r for r in job.results}
+    assert rows['u-ghost'].state is State.SKIPPED
+    assert rows['u-ghost'].reason == ('agent not responding (no answer to '
+                                      'ping within 1s)')

@@ -35,7 +35,8 @@ LOG = logging.getLogger(__name__)
 State = objects.HostImageState
 
 def _limit(name: str, value: Any) -> int:
-    """A concurrency limit: it may only lower the configured one."""
+    """A concurrency or attempt limit: it may only lower the configured
+    one."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise exception.InvalidOption(option=name,
                                       reason='must be an integer >= 1')
@@ -75,6 +76,8 @@ def _source(name: str, value: Any) -> str:
 OPTIONS: dict[str, Callable[[str, Any], Any]] = {
     'max_concurrent_hosts': _limit,
     'max_concurrent_hosts_per_cell': _limit,
+    # NOTE: attempts at a host that fails for a transient reason.
+    'host_attempts': _limit,
     # NOTE: an absolute deadline, or a window (seconds) turned into one
     # at accept time; see windows.py.
     **windows.OPTION_CHECKS,

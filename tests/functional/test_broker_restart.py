@@ -5,7 +5,7 @@ processes, a job of twenty hosts slowed by the agents' rate limit.
 Whatever the outage does to the calls in flight, the job ends, every
 (host, image) row is final, and every service is back on the bus: a rerun
 of the same job finds the image on every host (existing) or caches it.
-Both tests share one cluster (starting 23 processes takes ~15-20 s on two
+Both tests share one cluster (starting 23 processes takes 25-45 s on two
 cores), each with an image of its own.
 """
 
@@ -189,10 +189,10 @@ def test_stop_app_mid_job(world: World) -> None:
 
 def test_broker_killed_mid_job(world: World) -> None:
     """SIGKILL of the broker's VM; the same node (ports, data) is started
-    again ~12 s later (~15 s without a broker in all)."""
+    again 10 s later (~14 s without a broker in all)."""
     def outage() -> None:
         world.broker.kill9()
-        time.sleep(12)
+        time.sleep(10)
         print('broker restarted in %.1fs' % world.broker.start())
 
     run_with_outage(world, 'kill-9', outage)

@@ -15,6 +15,7 @@
     │   ├── ImageNotFound
     │   └── JobNotFound
     ├── Conflict (409)
+    │   └── InvalidStateTransition a job or row cannot move so
     ├── JobStoreError             the job store's database failed
     ├── TemporaryFailure (503)    try again later
     │   ├── ServiceUnavailable    broker, conductor or agent unreachable
@@ -107,6 +108,11 @@ class JobNotFound(NotFound):
 class Conflict(PrecacheException):
     _msg_fmt = 'Conflict: %(reason)s'
     code = 409
+
+
+class InvalidStateTransition(Conflict):
+    """A move the state table (precache.states) does not allow; kwargs
+    ``what``, ``old`` and ``new`` name it, ``reason`` says it."""
 
 
 class JobStoreError(PrecacheException):

@@ -1,26 +1,22 @@
 """Make images resident on this host: the agent's one feature.
 
 For each image, under the image's lock: resident → touch → ``existing``;
-otherwise the first enabled backend that can serve it fetches it into a
-temporary file, verified (and, for a file store that keeps images raw,
-converted from the format Glance holds), which is then renamed into place
-→ ``cached``. Nothing half-written is ever visible under the final name.
+otherwise the first enabled backend that can serve it fetches it into the
+store's sink (a temporary, verified, and converted when the store keeps
+images raw), which the store then installs atomically → ``cached``.
+Nothing half-written is ever visible under the final name. The cache
+knows stores only through :class:`precache.agent.stores.base.Store`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import time
 from concurrent import futures
-from typing import Any
 
 from precache import context, exception, objects
-from precache.agent import convert
 from precache.agent.backends.base import Backend
-from precache.agent.rbd.store import RbdStore
-from precache.agent.store import TEMP_SUFFIX, FileStore
+from precache.agent.stores.base import Store
 from precache.conf import CONF
 
 LOG = logging.getLogger(__name__)
@@ -31,7 +27,7 @@ State = objects.HostImageState
 class ImageCache:
     """The images of one host's store, filled from ordered backends."""
 
-    def __init__(self, host: str, store: FileStore | RbdStore,
+    def __init__(self, host: str, store: Store,
                  backends: list[Backend]) -> None:
         self.host = host
         self.store = store
@@ -61,8 +57,7 @@ class ImageCache:
             started_at=objects.utcnow())
         start = time.monotonic()
         try:
-            if isinstance(self.store, FileStore):
-                self.store.check_writable(image)
+            self.store.check_writable(image)
             with self.store.lock(image.id):
                 self._ensure_locked(image, result)
         except exception.PrecacheException as exc:
@@ -100,7 +95,7 @@ class ImageCache:
                 reasons.append('%s: %s' % (backend.name, why_not))
                 continue
             if not attempted:
-                self._check_room(image)
+                self.store.check_room(image)
             attempted = True
             try:
                 result.bytes = self._fetch(backend, image)
@@ -118,51 +113,10 @@ class ImageCache:
         result.state = State.ERROR if attempted else State.UNSUPPORTED
         result.reason = '; '.join(reasons) or 'no backend enabled'
 
-    def _check_room(self, image: objects.ImageSpec) -> None:
-        """Fail at once, writing nothing, when the file store has less
-        free space than the image's size
-        (twice that when it is converted to raw: the image as Glance holds
-        it and the raw file exist together). A raw image of holes may need
-        less; a qcow2's raw file may need more (its virtual size, unknown
-        until fetched). The rbd store is not checked: librbd gives no free
-        space of a pool (the pool's MAX AVAIL needs a monitor command).
-        """
-        if not isinstance(self.store, FileStore):
-            return
-        if image.size is not None:
-            copies = 2 if convert.needs_conversion(image) else 1
-            self.store.check_space(image, image.size * copies)
-
     def _fetch(self, backend: Backend, image: objects.ImageSpec) -> int:
-        # NOTE: a path for the file store, an RbdTarget for the rbd store.
-        temp: Any = self.store.temp_path(image.id)
-        self.store.discard(temp)
+        sink = self.store.open_sink(image)
         try:
-            if self.store.kind == 'file' and convert.needs_conversion(image):
-                size = self._fetch_as_raw(backend, image, temp)
-            else:
-                size = backend.fetch(image, temp)
-            self.store.install(image, temp)
+            return sink.commit(backend.fetch(image, sink))
         except BaseException:
-            self.store.discard(temp)
+            sink.discard()
             raise
-        return size
-
-    @staticmethod
-    def _fetch_as_raw(backend: Backend, image: objects.ImageSpec,
-                      temp: str) -> int:
-        """Fetch and verify as Glance holds it, then convert into ``temp``.
-
-        Whatever the backend: a qcow2 under Nova's raw ``_base`` name
-        would be booted as raw bytes.
-        """
-        # NOTE: <sha1>.src.precache.part: the store's start-up clean-up
-        # removes it too.
-        source = (temp[:-len(TEMP_SUFFIX)] if temp.endswith(TEMP_SUFFIX)
-                  else temp) + '.src' + TEMP_SUFFIX
-        try:
-            backend.fetch(image, source)
-            return convert.to_raw(image, source, temp)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(source)

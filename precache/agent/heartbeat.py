@@ -15,7 +15,6 @@ the conductor API history in precache/conductor/rpcapi.py (1.2).
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import oslo_messaging as messaging
 
 from precache import context, rpc, version
+from precache.agent.stores.base import Store
 from precache.conf import CONF
 
 LOG = logging.getLogger(__name__)
@@ -44,36 +44,12 @@ class RegistryAPI:
             ctxt, 'agent_heartbeat', report=report)
 
 
-def cache_usage(store: Any) -> tuple[int | None, int | None]:
-    """(bytes allocated, images) of a store; (None, None) if unknown.
-
-    A store may report its own (``usage()``, e.g. an RBD pool);
-    otherwise the files of its ``base_dir`` are counted.
-    """
-    usage = getattr(store, 'usage', None)
-    if callable(usage):
-        return usage()
-    base_dir = getattr(store, 'base_dir', None)
-    if not base_dir:
-        return None, None
-    total = count = 0
-    try:
-        with os.scandir(base_dir) as entries:
-            for entry in entries:
-                if entry.is_file(follow_symlinks=False):
-                    total += entry.stat().st_blocks * 512
-                    count += 1
-    except OSError:
-        return None, None
-    return total, count
-
-
 class Heartbeater:
     """A thread casting the report of one agent until stopped."""
 
     def __init__(self, transport: messaging.Transport, host: str,
                  cell: str | None, rpc_version: str, backends: list[str],
-                 store: Any) -> None:
+                 store: Store) -> None:
         self.api = RegistryAPI(transport)
         self.host, self.cell, self.rpc_version = host, cell, rpc_version
         self.backends, self.store = backends, store
@@ -82,7 +58,7 @@ class Heartbeater:
 
     def report(self) -> dict[str, Any]:
         description = dict(self.store.describe())
-        used, images = cache_usage(self.store)
+        used, images = self.store.usage()
         return {'host': self.host, 'cell': self.cell,
                 'version': version.version_string,
                 'rpc_version': self.rpc_version,

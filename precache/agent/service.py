@@ -8,32 +8,25 @@ import oslo_messaging as messaging
 
 from precache import rpc
 from precache.agent import backends as backends_mod
+from precache.agent import stores
 from precache.agent.backends.base import Backend
 from precache.agent.cache import ImageCache
 from precache.agent.heartbeat import Heartbeater
 from precache.agent.manager import AgentManager
-from precache.agent.rbd.store import RbdStore
-from precache.agent.store import FileStore
+from precache.agent.stores.base import Store
 from precache.conf import CONF
 
 LOG = logging.getLogger(__name__)
 
 
-def load_store(host: str) -> FileStore | RbdStore:
-    """The cache store named by ``[agent] store``."""
-    if CONF.agent.store == 'rbd':
-        return RbdStore(host=host)
-    return FileStore()
-
-
 class AgentService:
     def __init__(self, transport: messaging.Transport,
                  host: str | None = None,
-                 store: FileStore | RbdStore | None = None,
+                 store: Store | None = None,
                  backends: list[Backend] | None = None,
                  cell: str | None = None) -> None:
         self.host = host or CONF.host
-        self.cache = ImageCache(self.host, store or load_store(self.host),
+        self.cache = ImageCache(self.host, store or stores.load(self.host),
                                 backends if backends is not None
                                 else backends_mod.load())
         self.manager = AgentManager(self.cache, cell or CONF.agent.cell)
@@ -56,7 +49,7 @@ class AgentService:
         self.heartbeater.start()
         LOG.info('Agent %(host)s started: store %(store)s, backends '
                  '%(backends)s', {'host': self.host,
-                                  'store': self.cache.store.base_dir,
+                                  'store': str(self.cache.store),
                                   'backends': ', '.join(
                                       b.name for b in self.cache.backends)})
 

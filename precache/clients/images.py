@@ -1,7 +1,10 @@
 """Image services: validate images and read what agents need to fetch them.
 
-``local`` reads a catalog file with Glance's image fields; Glance plugs in
-behind the same interface.
+This module holds the interface, the helpers every service shares
+(:func:`spec_from_glance` ...) and ``local``, which reads a catalog file
+with Glance's image fields; ``glance`` (:mod:`precache.clients.glance`)
+plugs in behind the same interface. Both are entry points of
+``precache.image_services``, chosen by ``[image_service] driver``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 from oslo_utils import uuidutils
 
-from precache import exception, objects
+from precache import exception, objects, plugins
 from precache.conf import CONF
 
 
@@ -175,10 +178,9 @@ class LocalImageService(ImageService):
                 if matches(image, tag, properties)]
 
 
-def load() -> ImageService:
-    """The image service named by ``[image_service] driver``."""
-    if CONF.image_service.driver == 'glance':
-        from precache.clients import glance
-
-        return glance.GlanceImageService()
-    return LocalImageService()
+def load(name: str | None = None) -> ImageService:
+    """The image service named by ``[image_service] driver`` (or
+    ``name``)."""
+    service: ImageService = plugins.load_driver(
+        plugins.IMAGE_SERVICES, name or CONF.image_service.driver)
+    return service

@@ -18,7 +18,7 @@ import oslo_messaging as messaging
 
 from precache import context, rpc, service
 from precache.agent.service import AgentService
-from precache.agent.store import FileStore
+from precache.agent.stores.file import FileStore
 from precache.cmd import (
     console,
     guarded,

@@ -4,8 +4,9 @@ Every job a conductor runs shares one :class:`Limiter`: at most
 ``[conductor] max_concurrent_hosts`` hosts at once in all, at most
 ``max_concurrent_hosts_per_cell`` per cell, and a job may ask for less.
 Hosts are taken round-robin across cells, so one big cell cannot starve
-the others. :func:`run` never raises for a host: ``work`` must return its
-results, and anything it raises becomes an error result for that host.
+the others. :func:`run` never raises for a host: it asks its ``work`` (one
+job's run, conductor/jobrun.py) to start each host, and reports anything
+that raises back to it as that host's failure.
 A job's maintenance window (windows.Window) ends the taking of hosts at
 its deadline, even while the job waits for a slot.
 """
@@ -16,8 +17,8 @@ import collections
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable
 from concurrent import futures
+from typing import Protocol
 
 from precache.conductor.windows import Window
 from precache.conf import CONF
@@ -106,15 +107,24 @@ class Limiter:
             return self._in_flight
 
 
-def run(hosts: list[tuple[str, str | None]], work: Callable[[str, str | None],
-                                                          None],
-        fail: Callable[[str, str | None, BaseException], None],
+class HostWork(Protocol):
+    """What :func:`run` reports to: the run of one job."""
+
+    def start_host(self, host: str, cell: str | None) -> None:
+        """Do the host's part of the job; returns when it is recorded."""
+
+    def host_failed(self, host: str, cell: str | None,
+                    exc: BaseException) -> None:
+        """Record what :meth:`start_host` raised for the host."""
+
+
+def run(hosts: list[tuple[str, str | None]], work: HostWork,
         limiter: Limiter, job: JobSlots, stop: threading.Event,
         window: Window | None = None) -> list[str]:
-    """Call ``work(host, cell)`` for every host within the limits.
-
-    ``fail(host, cell, exc)`` records whatever ``work`` raised. Returns the
-    hosts never started because ``stop`` was set or ``window`` closed.
+    """Call ``work.start_host(host, cell)`` for every host within the
+    limits, and ``work.host_failed(host, cell, exc)`` with whatever it
+    raised. Returns the hosts never started because ``stop`` was set or
+    ``window`` closed.
     """
     queues: dict[str, collections.deque] = collections.OrderedDict()
     for host, cell in hosts:
@@ -124,10 +134,10 @@ def run(hosts: list[tuple[str, str | None]], work: Callable[[str, str | None],
 
     def one(host: str, cell: str) -> None:
         try:
-            work(host, cell or None)
+            work.start_host(host, cell or None)
         except BaseException as exc:  # noqa: BLE001 - recorded, not lost
             LOG.exception('Host %s failed outside its call', host)
-            fail(host, cell or None, exc)
+            work.host_failed(host, cell or None, exc)
         finally:
             limiter.release(job, cell)
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import oslo_messaging as messaging
 
-from precache import context, exception, objects
+from precache import context, exception, objects, states
 from precache.agent.rpcapi import AgentAPI
 from precache.conductor import windows
 from precache.conductor.registry import AgentStatus, too_old
@@ -96,7 +96,7 @@ class HostCaller:
         if window.closed():
             # NOTE: the ping may have taken the last seconds of the window.
             return results_for(host, cell, images, State.SKIPPED,
-                               windows.WINDOW_CLOSED)
+                               states.SkipReason.WINDOW_CLOSED.value)
         return self._call(ctxt, agent, images, host, cell, window)
 
     @staticmethod
@@ -115,7 +115,7 @@ class HostCaller:
         except messaging.MessagingException as exc:
             if status.doubt:
                 return status.unanswered('ping failed: %s' % exc)
-            return 'agent unreachable: %s' % exc
+            return states.SkipReason.AGENT_UNREACHABLE.detail(exc)
         if status.doubt:
             LOG.info('Agent %(host)s answered its ping: the registry\'s '
                      '"%(doubt)s (%(why)s)" was out of date',
@@ -142,18 +142,20 @@ class HostCaller:
         except messaging.MessagingTimeout:
             elapsed = time.monotonic() - start
             if elapsed < timeout - 1:
-                reason = ('agent stopped responding after %.0fs (no '
-                          'heartbeat for %ds)' % (elapsed, monitor))
+                reason = ('%s after %.0fs (no heartbeat for %ds)' % (
+                    states.ErrorReason.STOPPED_RESPONDING.value, elapsed,
+                    monitor))
             elif by_window:
-                reason = windows.ABANDONED
+                reason = states.ErrorReason.ABANDONED.value
             else:
-                reason = 'timed out after %ds (host_call_timeout)' % timeout
+                reason = '%s after %ds (host_call_timeout)' % (
+                    states.ErrorReason.TIMED_OUT.value, timeout)
             return results_for(host, cell, images, State.ERROR, reason,
                                started_at)
         except messaging.RemoteError as exc:
             return results_for(host, cell, images, State.ERROR,
-                               'agent failed: %s: %s' % (exc.exc_type,
-                                                         exc.value),
+                               states.ErrorReason.AGENT_FAILED.detail(
+                                   '%s: %s' % (exc.exc_type, exc.value)),
                                started_at)
         except (messaging.MessagingException,
                 exception.PrecacheException) as exc:

@@ -10,15 +10,12 @@ import abc
 import dataclasses
 import datetime
 import os
-from typing import Any, cast
+from typing import Any
 
 import yaml
-from stevedore import driver
 
-from precache import exception
+from precache import exception, plugins
 from precache.conf import CONF
-
-NAMESPACE = 'precache.conductor.inventory'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,11 +50,11 @@ class Inventory(abc.ABC):
         """The cell a host belongs to, or None when it is in none."""
 
 
-def load() -> Inventory:
-    """The inventory named by ``[inventory] driver``."""
-    manager: driver.DriverManager = driver.DriverManager(
-        NAMESPACE, CONF.inventory.driver, invoke_on_load=True)
-    return cast(Inventory, manager.driver)
+def load(name: str | None = None) -> Inventory:
+    """The inventory named by ``[inventory] driver`` (or ``name``)."""
+    inventory: Inventory = plugins.load_driver(
+        plugins.INVENTORIES, name or CONF.inventory.driver)
+    return inventory
 
 
 def _fail(source: str, reason: str) -> exception.InventoryInvalid:

@@ -18,12 +18,13 @@ from typing import Any
 
 from oslo_utils import uuidutils
 
-from precache import context, exception, notifications, objects
+from precache import context, exception, notifications, objects, states
 from precache.agent.rpcapi import AgentAPI
 from precache.clients.images import ImageService
-from precache.conductor import fanout, hostcall, windows
+from precache.conductor import fanout, windows
 from precache.conductor.hostcall import HostCaller
 from precache.conductor.inventory import Inventory
+from precache.conductor.jobrun import JobRun, Shared
 from precache.conductor.recorder import Recorder
 from precache.conductor.registry import AgentStatus
 from precache.conf import CONF
@@ -84,12 +85,6 @@ OPTIONS: dict[str, Callable[[str, Any], Any]] = {
     'source': _source,
 }
 
-#: The reason of a cancelled job. While hosts in flight finish, a job that
-#: is still ``running`` carries it too: that is how its runner, in whichever
-#: conductor, knows to end it ``cancelled`` rather than ``done``.
-CANCEL_REASON = 'cancelled by request'
-
-
 def validate_options(options: dict[str, Any] | None,
                      now: datetime.datetime | None = None) -> dict[str, Any]:
     """The options to record; ``now`` (accept time) anchors a window."""
@@ -103,7 +98,9 @@ def validate_options(options: dict[str, Any] | None,
 
 
 class JobRunner:
-    """Runs this conductor's jobs, each in a thread, sharing one Limiter."""
+    """Accepts, cancels and resumes this conductor's jobs; runs each in a
+    thread of one pool as a :class:`~precache.conductor.jobrun.JobRun`,
+    all sharing one Limiter."""
 
     def __init__(self, store: JobStore, inventory: Inventory,
                  image_service: ImageService,
@@ -125,16 +122,16 @@ class JobRunner:
         self._stop = threading.Event()
         self._pool = futures.ThreadPoolExecutor(
             CONF.conductor.max_concurrent_jobs, thread_name_prefix='job')
-        # NOTE: one stop event per running job, set by a cancel arriving
-        # at this conductor or by stop(); dict operations are atomic.
-        self._job_stops: dict[str, threading.Event] = {}
+        # NOTE: the jobs running here by id, registered under the start
+        # lock; a cancel arriving here or stop() halts them, the recorder
+        # tells them of lost claims. dict operations are atomic.
+        self._runs: dict[str, JobRun] = {}
         self.notifier = notifications.JobNotifier.from_conf(conductor_host)
-        self.recorder = Recorder(store, self.notifier, self._claim_lost)
+        self.recorder = Recorder(store, self.notifier, self._runs)
         # NOTE: a cancel and the start of a host exclude each other here:
         # a host either starts (its claim queued before the cancel writes)
         # or is left for the cancel to skip.
         self._start_lock = threading.Lock()
-        self._cancelling: set[str] = set()
 
     # -- accept -----------------------------------------------------------
 
@@ -186,44 +183,27 @@ class JobRunner:
 
         :raises: JobNotFound; Conflict when the job is already final.
         """
+        reason = states.JobReason.CANCELLED.value
         with self._start_lock:
-            stop = self._job_stops.get(job_id)
-            if stop is None:
+            run = self._runs.get(job_id)
+            if run is None:
                 # NOTE: not running here, and run() cannot start it
                 # meanwhile: it turns a job running under this lock.
-                job = self.store.cancel_job(job_id, CANCEL_REASON)
+                job = self.store.cancel_job(job_id, reason)
             else:
-                self._cancelling.add(job_id)
-        if stop is not None:
-            stop.set()
-            self.limiter.wake()
+                run.cancelling = True
+        if run is not None:
+            run.halt()
             # NOTE: the claims of the hosts it started are written
             # before the cancel skips every host that has not started.
             self.recorder.sync(job_id)
-            job = self.store.cancel_job(job_id, CANCEL_REASON)
+            job = self.store.cancel_job(job_id, reason)
         LOG.info('Job %(job)s: cancel requested; %(running)d host image(s) '
                  'in flight finish, %(skipped)d skipped; now %(state)s',
                  {'job': job_id, 'running': job.counts.get('running', 0),
                   'skipped': job.counts.get('skipped', 0),
                   'state': job.state.value})
         return job
-
-    def _stop_starting(self, job_id: str) -> None:
-        """Start no more hosts of a job this conductor runs (if it does)."""
-        with self._start_lock:
-            stop = self._job_stops.get(job_id)
-            if stop is None:
-                return
-            self._cancelling.add(job_id)
-        stop.set()
-        self.limiter.wake()
-
-    def _claim_lost(self, job_id: str, host: str) -> None:
-        """A cancel made elsewhere skipped a host as its call started."""
-        LOG.info('Job %(job)s: cancelled elsewhere as host %(host)s '
-                 'started; its call finishes, no other host starts',
-                 {'job': job_id, 'host': host})
-        self._stop_starting(job_id)
 
     def resident_images(self, aggregate_ref: str) -> dict[str, Any]:
         """Which images each host of an aggregate holds, as last reported.
@@ -262,8 +242,8 @@ class JobRunner:
     def stop(self) -> None:
         """Start no new host; let calls in flight finish."""
         self._stop.set()
-        for stop in list(self._job_stops.values()):
-            stop.set()
+        for run in list(self._runs.values()):
+            run.stop.set()
         self.limiter.wake()
         self._pool.shutdown(wait=True)
         self.recorder.stop()
@@ -278,139 +258,49 @@ class JobRunner:
             LOG.exception('Job %s failed', job_id)
             self._fail_job(job_id, exc)
 
+    def _shared(self) -> Shared:
+        """What a job run uses of this runner, as it is now."""
+        return Shared(store=self.store, inventory=self.inventory,
+                      caller=self.caller, limiter=self.limiter,
+                      recorder=self.recorder, notifier=self.notifier,
+                      start_lock=self._start_lock, stopping=self._stop,
+                      clock=self.clock)
+
     def _fail_job(self, job_id: str, exc: BaseException) -> None:
-        reason = 'job failed: %s' % exc
+        """Unfinished rows → ``error``, the job → ``failed`` (unless it
+        ended meanwhile), with the error as their reason."""
         job = self.store.get_job(job_id)
         for host in {r.host for r in job.results or []
                      if not r.state.is_final}:
-            self.store.set_host_state(job_id, host, State.ERROR,
-                                      reason=reason)
-        self.store.set_job_state(job_id, objects.JobState.FAILED, reason)
+            self.store.set_host_state(
+                job_id, host, State.ERROR,
+                reason=states.ErrorReason.JOB_FAILED.detail(exc))
+        failed = objects.JobState.FAILED
+        self.store.set_job_state(
+            job_id, failed, states.JobReason.FAILED.detail(exc),
+            only_from=states.job_sources(failed, states.JobEvent.FAIL))
         self.notifier.job_ended(self.store.get_job(job_id), 0.0)
 
     def run(self, job_id: str) -> None:
         start = time.monotonic()
+        running = objects.JobState.RUNNING
         with self._start_lock:
             # NOTE: running and registered at once: a cancel finds either
-            # a job not started or its runner (cancel()).
+            # a job not started or its run (cancel()).
             resumed = self.store.get_job(job_id, with_results=False).state \
-                is objects.JobState.RUNNING
+                is running
             if not self.store.set_job_state(
-                    job_id, objects.JobState.RUNNING,
-                    only_from=(objects.JobState.PENDING,
-                               objects.JobState.RUNNING)):
+                    job_id, running, only_from=states.job_sources(
+                        running, states.JobEvent.START)):
                 return  # cancelled while it waited
-            stop = self._job_stops.setdefault(job_id, threading.Event())
+            run = self._runs.setdefault(
+                job_id, JobRun(self._shared(), job_id, resumed))
         try:
-            if self._stop.is_set():
-                stop.set()
-            job = self.store.get_job(job_id)
             # NOTE: this thread logs under the job's ids from now on.
-            context.for_job(job_id, job.request_id).update_store()
-            window = windows.Window(windows.deadline_of(job.options),
-                                    self.clock)
-            left = self._fan_out(job, resumed, stop, window)
+            context.for_job(job_id, self.store.get_job(
+                job_id, with_results=False).request_id)
+            left = run.fan_out()
         finally:
             with self._start_lock:
-                self._job_stops.pop(job_id, None)
-                self._cancelling.discard(job_id)
-        self.recorder.flush(job_id)
-        if left and window.closed() and not self._cancel_requested(job_id):
-            skipped = self.store.skip_hosts(job_id, left,
-                                            windows.WINDOW_CLOSED)
-            LOG.warning('Job %(job)s: window closed at %(deadline)s; '
-                        '%(left)d host(s) not started (%(rows)d host '
-                        'image(s) skipped)',
-                        {'job': job_id, 'left': len(left), 'rows': skipped,
-                         'deadline': window.deadline})
-            left = []
-        if left and not self._cancel_requested(job_id):
-            LOG.warning('Job %(job)s: conductor stopping, %(left)d host(s) '
-                        'not started; the job resumes at next start',
-                        {'job': job_id, 'left': len(left)})
-            self.notifier.job_paused(job_id)
-            return
-        self._finish(job_id, time.monotonic() - start)
-
-    def _fan_out(self, job: objects.Job, resumed: bool,
-                 stop: threading.Event,
-                 window: windows.Window) -> list[str]:
-        """Work on the job's unfinished hosts; the hosts never started."""
-        self.notifier.job_started(
-            job, lambda: self.inventory.get_aggregate(job.aggregate),
-            resumed)
-        images = self.store.get_images(job.id)
-        todo: dict[str, str | None] = {}
-        for result in job.results or []:
-            if not result.state.is_final:
-                todo.setdefault(result.host, result.cell)
-        slots = fanout.JobSlots(
-            max_hosts=job.options.get('max_concurrent_hosts'),
-            max_hosts_per_cell=job.options.get(
-                'max_concurrent_hosts_per_cell'))
-        return fanout.run(
-            list(todo.items()),
-            lambda host, cell: self._cache_on_host(job, images, host, cell,
-                                                   window),
-            lambda host, cell, exc: self._record(
-                job.id, hostcall.results_for(
-                    host, cell, images, State.ERROR,
-                    'internal error: %s' % exc)),
-            self.limiter, slots, stop, window)
-
-    def _cancel_requested(self, job_id: str) -> bool:
-        job = self.store.get_job(job_id, with_results=False)
-        return job.reason == CANCEL_REASON
-
-    def _finish(self, job_id: str, seconds: float) -> None:
-        job = self.store.get_job(job_id)
-        note = ''
-        if self._cancel_requested(job_id):
-            final, note = objects.JobState.CANCELLED, CANCEL_REASON
-        elif any(r.state is State.SKIPPED
-                 and r.reason == windows.WINDOW_CLOSED
-                 for r in job.results or []):
-            final, note = objects.JobState.EXPIRED, windows.WINDOW_CLOSED
-        else:
-            final = objects.JobState.DONE
-        # NOTE: a cancel that found no host in flight already ended it.
-        self.store.set_job_state(
-            job_id, final, reason=windows.WINDOW_CLOSED
-            if final is objects.JobState.EXPIRED else None,
-            only_from=(objects.JobState.RUNNING,))
-        job = self.store.get_job(job_id)
-        self.notifier.job_ended(job, seconds)
-        LOG.info('Job %(job)s: %(summary)s in %(secs).1fs%(note)s',
-                 {'job': job_id, 'summary': objects.summary_text(job.counts),
-                  'secs': seconds, 'note': ' (%s)' % note if note else ''})
-        failed: dict[str, int] = {}
-        for result in job.results or []:
-            if result.state is State.ERROR:
-                failed[result.image_id] = failed.get(result.image_id, 0) + 1
-        for image_id, count in sorted(failed.items()):
-            LOG.warning('Job %(job)s: image %(image)s failed on %(n)d '
-                        'host(s)', {'job': job_id, 'image': image_id,
-                                    'n': count})
-
-    def _record(self, job_id: str,
-                results: list[objects.HostImageResult]) -> None:
-        """Queue a host's results; the host's slot is free at once."""
-        self.recorder.put(job_id, results)
-
-    # -- one host ---------------------------------------------------------
-
-    def _cache_on_host(self, job: objects.Job,
-                       images: list[objects.ImageSpec], host: str,
-                       cell: str | None,
-                       window: windows.Window | None = None) -> None:
-        if window is not None and window.closed():
-            # NOTE: the slot was taken just before the deadline; the host
-            # is not claimed, so run() skips it with the others left.
-            self.store.skip_hosts(job.id, [host], windows.WINDOW_CLOSED)
-            return
-        with self._start_lock:
-            if job.id in self._cancelling:
-                return  # NOTE: the cancel skips its rows.
-            self.recorder.claim(job.id, host)
-        self._record(job.id, self.caller.cache_images(job, images, host,
-                                                      cell, window))
+                self._runs.pop(job_id, None)
+        run.end(left, start)

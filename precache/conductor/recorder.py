@@ -11,11 +11,12 @@ overhead at 64 hosts at once (docs/performance.md).
 
 A claim is written within milliseconds of its call. A cancel made
 through another conductor in that interval finds the host ``pending``
-and skips it; the claim then comes back lost, the job's runner stops
-starting hosts, and the call already made is recorded as it ends: rows
-say what happened to the hosts. A result not yet written when the
-conductor dies leaves its host ``running``; the job resumes it at the
-next start (the agent answers ``existing``). A job is summarised only
+and skips it; the claim then comes back lost, the job's run
+(conductor/jobrun.py, looked up by job id) stops starting hosts, and
+the call already made is recorded as it ends: rows say what happened to
+the hosts. A result not yet written when the conductor dies leaves its
+host ``running``; the job resumes it at the next start (the agent
+answers ``existing``). A job is summarised only
 after :meth:`Recorder.flush`.
 """
 
@@ -25,7 +26,8 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Protocol
 
 from precache import exception, objects
 from precache.db.api import JobStore
@@ -40,16 +42,23 @@ Results = tuple[str, list[objects.HostImageResult]]
 Claim = tuple[str, str]
 
 
+class ClaimListener(Protocol):
+    """The run of a job, as the recorder reports to it."""
+
+    def claim_lost(self, host: str) -> None:
+        """A cancel skipped the host's rows before its claim was written."""
+
+
 class Recorder:
     """One writer thread; see the module docstring."""
 
     def __init__(self, store: JobStore, notifier: JobNotifier,
-                 on_lost_claim: Callable[[str, str], None]) -> None:
-        """``on_lost_claim(job_id, host)``: a cancel skipped the host's
-        rows before its claim was written."""
+                 runs: Mapping[str, ClaimListener]) -> None:
+        """``runs``: the jobs running in this conductor by id; the one
+        whose claim a cancel lost hears of it."""
         self.store = store
         self.notifier = notifier
-        self.on_lost_claim = on_lost_claim
+        self.runs = runs
         self._cond = threading.Condition()
         self._claims: list[Claim] = []
         self._results: list[Results] = []
@@ -120,7 +129,7 @@ class Recorder:
                 results, self._results = self._results, []
             lost, failed = self._write(claims, results)
             for job_id, host in lost:
-                self.on_lost_claim(job_id, host)
+                self._claim_lost(job_id, host)
             for job_id, rows in results:
                 if job_id not in failed:
                     self.notifier.host_done(job_id, rows)
@@ -129,6 +138,14 @@ class Recorder:
                     self._pending[job_id] -= 1
                 self._failed.update(failed)
                 self._cond.notify_all()
+
+    def _claim_lost(self, job_id: str, host: str) -> None:
+        LOG.info('Job %(job)s: cancelled elsewhere as host %(host)s '
+                 'started; its call finishes, no other host starts',
+                 {'job': job_id, 'host': host})
+        run = self.runs.get(job_id)
+        if run is not None:
+            run.claim_lost(host)
 
     def _write(self, claims: list[Claim], results: list[Results]
                ) -> tuple[list[Claim], dict[str, BaseException]]:

@@ -7,7 +7,9 @@ resumed by a restarted conductor, keeps the operator's wall-clock limit.
 After the deadline no host starts (hosts not started end ``skipped
 (window closed)`` and the job ``expired``); hosts in flight get
 ``[conductor] window_grace`` more seconds, bounded by the timeout of their
-RPC call, then are abandoned.
+RPC call, then are abandoned (``error``, ``window closed, abandoned after
+grace``). The reasons are precache.states' SkipReason.WINDOW_CLOSED and
+ErrorReason.ABANDONED.
 """
 
 from __future__ import annotations
@@ -19,11 +21,6 @@ from typing import Any
 
 from precache import exception, objects
 from precache.conf import CONF
-
-#: The reason of every (host, image) not started because the window closed.
-WINDOW_CLOSED = 'window closed'
-#: The reason of a host still working when the grace period ended.
-ABANDONED = 'window closed, abandoned after grace'
 
 #: Wall clock used by every decision here; tests inject their own.
 Clock = Callable[[], datetime.datetime]

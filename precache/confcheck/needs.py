@@ -11,14 +11,13 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
-from precache import exception
+from precache import exception, plugins
 from precache.conf import ceph as ceph_conf
 from precache.conf import schedules as schedules_conf
 
@@ -26,8 +25,6 @@ if TYPE_CHECKING:
     from precache.confcheck.validate import Files
 
 SCHEDULE_PREFIX = schedules_conf.SCHEDULE_GROUP_PREFIX
-
-BACKENDS_NAMESPACE = 'precache.agent.backends'
 
 _PASSWORD_EXAMPLE = ('e.g. auth_type = password with auth_url, username, '
                      'password, project_name, user_domain_name and '
@@ -115,7 +112,18 @@ def _need_auth(conf: cfg.ConfigOpts, files: Files, group: str, why: str,
             ', '.join(missing), why))
 
 
+def _need_plugin(conf: cfg.ConfigOpts, files: Files,
+                 point: plugins.PlugPoint, group: str, name: str) -> None:
+    """The plug-in the option names is installed (its value passed the
+    option's choices, but a package may lack the entry point)."""
+    plugins.check_names(point, [conf[group][name]],
+                        where=files.origin(group, name))
+
+
 def check_conductor(conf: cfg.ConfigOpts, files: Files) -> None:
+    _need_plugin(conf, files, plugins.INVENTORIES, 'inventory', 'driver')
+    _need_plugin(conf, files, plugins.IMAGE_SERVICES, 'image_service',
+                 'driver')
     if conf.inventory.driver == 'static':
         _need_file(conf, files, 'inventory', 'static_file')
     else:
@@ -159,7 +167,7 @@ def check_conductor(conf: cfg.ConfigOpts, files: Files) -> None:
 
 def check_agent(conf: cfg.ConfigOpts, files: Files) -> None:
     backends = conf.agent.enabled_backends or []
-    available = _backend_names()
+    available = plugins.AGENT_BACKENDS.names()
     for backend in backends:
         if backend not in available:
             near = difflib.get_close_matches(backend, available, n=1)
@@ -169,6 +177,7 @@ def check_agent(conf: cfg.ConfigOpts, files: Files) -> None:
                             files.origin('agent', 'enabled_backends'),
                             ', '.join(available),
                             ' (did you mean %s?)' % near[0] if near else ''))
+    _need_plugin(conf, files, plugins.AGENT_STORES, 'agent', 'store')
     if conf.agent.store == 'file':
         _need_writable_dir(conf, files, 'agent', 'instances_path')
         if conf.agent.lock_path:
@@ -198,11 +207,6 @@ def check_agent(conf: cfg.ConfigOpts, files: Files) -> None:
         raise _fail('%s: not a cluster of [ceph] other_clusters (%s)' % (
             _setting(conf, files, 'rbd_store', 'cluster'),
             ', '.join(clusters) or 'none'))
-
-
-def _backend_names() -> list[str]:
-    return sorted(entry.name for entry in
-                  metadata.entry_points(group=BACKENDS_NAMESPACE))
 
 
 def check_api(conf: cfg.ConfigOpts, files: Files) -> None:

@@ -1,7 +1,10 @@
 """The job store: jobs and their (host, image) rows, and nothing else.
 
 Every method is one short transaction. Callers pass and receive the shared
-records of :mod:`precache.objects`, never ORM rows.
+records of :mod:`precache.objects`, never ORM rows. The store decides no
+state: it writes what it is given, refuses a move the state table
+(:mod:`precache.states`) forbids, and guards its compare-and-swap updates
+with the sets of states that table derives.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import orm
 
-from precache import exception, objects
+from precache import exception, objects, states
 from precache.db import models
 from precache.db.engine import (  # noqa: F401 - the store's public names
     MYSQL,
@@ -45,6 +48,10 @@ _UPDATE_RESULT = (
     .values({name: sa.bindparam(name) for name in (
         'state', 'method', 'bytes', 'seconds', 'reason', 'started_at',
         'finished_at')}))
+
+
+def _values(found: Iterable[objects.HostImageState]) -> list[str]:
+    return [state.value for state in found]
 
 
 class JobStore:
@@ -261,9 +268,10 @@ class JobStore:
         now = objects.utcnow()
         with self._session() as session:
             row = self._job_row(session, job_id, lock=True)
-            if only_from is not None and \
-                    objects.JobState(row.state) not in set(only_from):
+            old = objects.JobState(row.state)
+            if only_from is not None and old not in set(only_from):
                 return False
+            states.check_job_transition(old, state)
             row.state = state.value
             if reason is not None:
                 row.reason = reason
@@ -286,6 +294,7 @@ class JobStore:
         :raises: JobNotFound; Conflict when the job is already final.
         """
         now = objects.utcnow()
+        skipped = objects.HostImageState.SKIPPED
         with self._session() as session:
             row = self._job_row(session, job_id, lock=True)
             state = objects.JobState(row.state)
@@ -295,19 +304,24 @@ class JobStore:
             session.execute(
                 sa.update(models.HostResult)
                 .where(models.HostResult.job_id == job_id,
-                       models.HostResult.state ==
-                       objects.HostImageState.PENDING.value)
-                .values(state=objects.HostImageState.SKIPPED.value,
-                        reason='cancelled', started_at=now,
-                        finished_at=now))
+                       models.HostResult.state.in_(_values(
+                           states.host_sources(skipped,
+                                               states.HostEvent.CANCEL))))
+                .values(state=skipped.value,
+                        reason=states.SkipReason.CANCELLED.value,
+                        started_at=now, finished_at=now))
             in_flight = session.scalar(
                 sa.select(sa.func.count()).select_from(models.HostResult)
                 .where(models.HostResult.job_id == job_id,
                        models.HostResult.state ==
                        objects.HostImageState.RUNNING.value))
             row.reason = reason
-            if state is objects.JobState.PENDING or not in_flight:
-                row.state = objects.JobState.CANCELLED.value
+            new = objects.JobState.CANCELLED \
+                if state is objects.JobState.PENDING or not in_flight \
+                else state
+            states.check_job_transition(state, new, states.JobEvent.CANCEL)
+            if new.is_final:
+                row.state = new.value
                 row.finished_at = now
         return self.get_job(job_id, with_results=False)
 
@@ -350,9 +364,13 @@ class JobStore:
         ``claims`` are (job id, host); ``results`` (job id, rows to
         overwrite). Returns the claims a cancel had already skipped.
         """
+        results = [(job_id, list(rows)) for job_id, rows in results]
+        for _, rows in results:
+            for row in rows:
+                states.check_host_result(row.state)
         # NOTE: lists: a transaction run again must see them whole.
         return self._record_progress(
-            list(claims), [(job_id, list(rows)) for job_id, rows in results])
+            list(claims), results)
 
     @transaction
     def _record_progress(self, claims: list[tuple[str, str]],
@@ -379,7 +397,14 @@ class JobStore:
                        state: objects.HostImageState,
                        only_from: objects.HostImageState | None = None,
                        reason: str | None = None) -> int:
-        """Move every image row of one host (optionally only from a state)."""
+        """Move the image rows of one host that may move to ``state``
+        (only those in ``only_from``, if given); returns how many.
+
+        :raises: InvalidStateTransition when ``only_from`` may not move
+            to ``state``.
+        """
+        if only_from is not None:
+            states.check_host_transition(only_from, state)
         with self._session() as session:
             query = (sa.update(models.HostResult)
                      .where(models.HostResult.job_id == job_id,
@@ -388,6 +413,9 @@ class JobStore:
             if only_from is not None:
                 query = query.where(
                     models.HostResult.state == only_from.value)
+            else:
+                query = query.where(models.HostResult.state.in_(
+                    _values(states.host_sources(state))))
             result: sa.CursorResult = session.execute(query)  # type: ignore
             return result.rowcount
 
@@ -396,15 +424,16 @@ class JobStore:
         """Skip the unfinished rows of ``hosts`` (not started, or left
         running by a conductor that died); returns how many."""
         now = objects.utcnow()
+        skipped = objects.HostImageState.SKIPPED
         with self._session() as session:
             result: sa.CursorResult = session.execute(  # type: ignore
                 sa.update(models.HostResult)
                 .where(models.HostResult.job_id == job_id,
                        models.HostResult.host.in_(hosts),
-                       models.HostResult.state.in_(
-                           [objects.HostImageState.PENDING.value,
-                            objects.HostImageState.RUNNING.value]))
-                .values(state=objects.HostImageState.SKIPPED.value,
+                       models.HostResult.state.in_(_values(
+                           states.host_sources(skipped,
+                                               states.HostEvent.LEFT))))
+                .values(state=skipped.value,
                         reason=reason, started_at=now, finished_at=now))
             return result.rowcount
 
@@ -425,6 +454,9 @@ class JobStore:
         for job_id, host in claims:
             hosts_of.setdefault(job_id, []).append(host)
         columns = _RESULTS.c
+        running_state = objects.HostImageState.RUNNING
+        claimable = _values(states.host_sources(running_state,
+                                                states.HostEvent.CLAIM))
         connection = session.connection()
         returning = connection.dialect.update_returning
         claimed: set[tuple[str, str]] = set()
@@ -433,10 +465,8 @@ class JobStore:
                 unfinished = (
                     columns.job_id == job_id,
                     columns.host.in_(hosts[start:start + 500]),
-                    columns.state.in_([objects.HostImageState.PENDING.value,
-                                       objects.HostImageState.RUNNING.value]))
-                running = {'state': objects.HostImageState.RUNNING.value,
-                           'reason': None}
+                    columns.state.in_(claimable))
+                running = {'state': running_state.value, 'reason': None}
                 if returning:
                     found = connection.execute(
                         sa.update(_RESULTS).where(*unfinished)

@@ -17,8 +17,6 @@ Started once for the tests/api package and stopped after its last test:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -32,22 +30,14 @@ from typing import Any
 
 import pytest
 import requests
-import yaml
 
 from precache import objects, rpc
-from precache.agent.backends.file import FileBackend
-from precache.agent.service import AgentService
-from precache.agent.store import FileStore
 from precache.api import app as api_app
-from precache.clients.images import LocalImageService
 from precache.cmd import api as api_cmd
-from precache.conductor.inventory import StaticInventory
 from precache.conductor.rpcapi import ConductorAPI
-from precache.conductor.service import ConductorService
 from precache.conf import CONF
-from precache.db import migration
-from precache.db.api import JobStore
 from tests.api import keystone as keystone_mod
+from tests.fixtures import Layout, LocalServices, random_bytes, write_conf
 
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 CELLS = {'cell-a': ['api-h1', 'api-h2'], 'cell-b': ['api-h3']}
@@ -59,6 +49,7 @@ AGGREGATES = [
      'metadata': {'availability_zone': 'az-one'}},
     {'id': 13, 'name': 'api-empty', 'hosts': []},
 ]
+LAYOUT = Layout(CELLS, AGGREGATES)
 
 
 def _parse_conf() -> None:
@@ -81,41 +72,16 @@ def rabbitmqctl(*args: str) -> None:
                                          done.stderr or done.stdout))
 
 
-class World:
-    """Conductor and agents over RabbitMQ, with images to cache."""
+class World(LocalServices):
+    """Conductor and agents over RabbitMQ, with images to cache
+    (:class:`tests.fixtures.LocalServices`); its RPC client is ``rpc``."""
 
     def __init__(self, root: str, url: str) -> None:
-        self.root = root
         self.url = url
-        self.images_dir = os.path.join(root, 'images')
-        os.makedirs(self.images_dir)
-        self.catalog = os.path.join(self.images_dir, 'catalog.json')
-        self._entries: list[dict[str, Any]] = []
-        self._write_catalog()
-        self.inventory = os.path.join(root, 'inventory.yaml')
-        with open(self.inventory, 'w') as out:
-            yaml.safe_dump({'cells': CELLS, 'aggregates': AGGREGATES}, out)
-        self.db_url = 'sqlite:///%s' % os.path.join(root, 'jobs.sqlite')
-        migration.upgrade(self.db_url)
-        self.transport = rpc.get_transport(CONF, url)
-        cell_of = {h: c for c, hosts in CELLS.items() for h in hosts}
-        self.stores = {host: FileStore(os.path.join(root, host))
-                       for host in HOSTS}
-        self.agents = [AgentService(self.transport, host=host,
-                                    store=self.stores[host],
-                                    backends=[FileBackend()],
-                                    cell=cell_of[host]) for host in HOSTS]
-        self.store = JobStore(self.db_url)
-        self.conductor = ConductorService(
-            self.transport, host='api-conductor', store=self.store,
-            inventory=StaticInventory(self.inventory),
-            image_service=LocalImageService(self.catalog))
+        super().__init__(root, rpc.get_transport(CONF, url), LAYOUT, HOSTS,
+                         'api-conductor')
+        self.images_dir = self.images.folder
         self.rpc = ConductorAPI(self.transport, timeout=15)
-
-    def start(self) -> None:
-        for agent in self.agents:
-            agent.start()
-        self.conductor.start()
 
     def stop(self) -> None:
         """Stop and wait for every service at once (each takes ~1-4 s
@@ -128,27 +94,10 @@ class World:
         with futures.ThreadPoolExecutor(len(services)) as pool:
             list(pool.map(one, services))
 
-    def _write_catalog(self) -> None:
-        with open(self.catalog + '.tmp', 'w') as out:
-            json.dump(self._entries, out)
-        os.replace(self.catalog + '.tmp', self.catalog)
-
     def add_image(self, size: int = 64 * 1024, status: str = 'active',
                   **fields: Any) -> str:
         """A new image in the catalog, its file beside it; its id."""
-        image_id = str(uuid.uuid4())
-        data = os.urandom(size)
-        name = '%s.raw' % image_id
-        with open(os.path.join(self.images_dir, name), 'wb') as out:
-            out.write(data)
-        self._entries.append({
-            'id': image_id, 'name': 'image-%s' % image_id[:8],
-            'status': status, 'size': size, 'disk_format': 'raw',
-            'os_hash_algo': 'sha512',
-            'os_hash_value': hashlib.sha512(data).hexdigest(),
-            'locations': [{'url': name, 'metadata': {}}], **fields})
-        self._write_catalog()
-        return image_id
+        return self.images.add_image(random_bytes(size), status, **fields)
 
     def job_count(self) -> int:
         return len(self.store.list_jobs(limit=100000))
@@ -236,15 +185,6 @@ def keystone(tmp_path_factory: pytest.TempPathFactory
         yield server
     finally:
         server.stop()
-
-
-def write_conf(path: str, sections: dict[str, dict[str, Any]]) -> str:
-    with open(path, 'w') as out:
-        for section, options in sections.items():
-            out.write('[%s]\n' % section)
-            for name, value in options.items():
-                out.write('%s = %s\n' % (name, value))
-    return path
 
 
 @dataclasses.dataclass

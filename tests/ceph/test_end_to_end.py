@@ -11,7 +11,6 @@ resident everywhere.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -20,12 +19,12 @@ from precache import objects, rpc
 from precache.conductor.rpcapi import ConductorAPI
 from precache.conf import CONF
 from tests.ceph.helpers import MiB, sha512_file
+from tests.fixtures import sqlite_url
 from tests.functional.harness import (
     Cluster,
+    db_sync,
     private_vhost,
     results_by_host,
-    script,
-    write_conf,
 )
 
 State = objects.HostImageState
@@ -50,13 +49,7 @@ def conductor_api(transport_url: str) -> Iterator[ConductorAPI]:
 @pytest.fixture
 def world(tmp_path, transport_url: str,
           conductor_api: ConductorAPI) -> Iterator[Cluster]:
-    url = 'sqlite:///%s' % (tmp_path / 'jobs.sqlite')
-    config = write_conf(str(tmp_path / 'manage.conf'),
-                        {'database': {'connection': url}})
-    done = subprocess.run([script('precache-manage'), '--config-file',
-                           config, 'db', 'sync'], capture_output=True,
-                          text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
+    url = db_sync(sqlite_url(str(tmp_path / 'jobs.sqlite')), str(tmp_path))
     world = Cluster(str(tmp_path / 'world'), transport_url, url,
                     conductor_api)
     try:

@@ -16,7 +16,7 @@ import pytest
 from precache import objects
 from precache.agent.backends.rbd import RbdCloneBackend, RbdExportBackend
 from precache.agent.cache import ImageCache
-from precache.agent.store import FileStore
+from precache.agent.stores.file import FileStore
 from tests.ceph.helpers import MiB, RbdImage, allocated_bytes, sha512_file
 
 State = objects.HostImageState
@@ -319,7 +319,7 @@ CONF.set_override('conf_file', sys.argv[2], group='ceph')
 CONF.set_override('export_chunk_size', 1024, group='ceph')
 from precache.agent.backends.rbd import RbdExportBackend
 from precache.agent.cache import ImageCache
-from precache.agent.store import FileStore
+from precache.agent.stores.file import FileStore
 cache = ImageCache('host-1', FileStore(), [RbdExportBackend()])
 cache.start()
 print(cache.ensure(objects.ImageSpec.from_dict(eval(sys.argv[3]))))

@@ -23,8 +23,8 @@ from precache import objects
 from precache.agent.backends.glance import GlanceHTTPBackend
 from precache.agent.backends.rbd import RbdCloneBackend, RbdExportBackend
 from precache.agent.cache import ImageCache
-from precache.agent.rbd.store import RbdStore
-from precache.agent.store import FileStore
+from precache.agent.stores.file import FileStore
+from precache.agent.stores.rbd import RbdStore
 from precache.clients import glance as glance_client
 from precache.clients import keystone
 from tests.ceph.helpers import CephCluster, MiB, allocated_bytes, sha512_file

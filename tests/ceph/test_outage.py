@@ -12,7 +12,7 @@ from precache import objects
 from precache.agent.backends.rbd import RbdExportBackend
 from precache.agent.cache import ImageCache
 from precache.agent.rbd import clusters
-from precache.agent.store import FileStore
+from precache.agent.stores.file import FileStore
 from tests.ceph.helpers import CephCluster, MiB, missing_requirements
 
 State = objects.HostImageState

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from precache.agent.rbd import locations, transfer
+from precache.agent.sparse import SparseFile
 
 FSID = 'b6c2c1a4-4a39-4c55-9f6e-1d2b3c4d5e6f'
 
@@ -109,7 +110,7 @@ def test_copy_hashes_logical_bytes_and_writes_sparse(tmp_path):
     # An allocated zero run inside an extent: read, not written.
     data = data[:11 * mib] + bytes(2 * mib) + data[13 * mib:]
     path = str(tmp_path / 'out')
-    sink = transfer.FileSink(path)
+    sink = SparseFile(path)
     source = FakeImage(data, extents)
     stats = transfer.copy(source, size, sink, algorithm='sha512',
                           concurrency=3, chunk=mib)
@@ -128,7 +129,7 @@ def test_copy_stops_at_the_first_error(tmp_path):
     size = 64 * mib
     source = FakeImage(_image(size, [(0, size)]), [(0, size)],
                        fail_at=8 * mib)
-    sink = transfer.FileSink(str(tmp_path / 'out'))
+    sink = SparseFile(str(tmp_path / 'out'))
     with pytest.raises(OSError, match='I/O error'):
         transfer.copy(source, size, sink, algorithm='md5', concurrency=2,
                       chunk=mib)
@@ -140,7 +141,7 @@ def test_copy_stops_at_the_first_error(tmp_path):
 def test_copy_can_be_cancelled(tmp_path):
     mib = 1024 * 1024
     source = FakeImage(_image(8 * mib, [(0, 8 * mib)]), [(0, 8 * mib)])
-    sink = transfer.FileSink(str(tmp_path / 'out'))
+    sink = SparseFile(str(tmp_path / 'out'))
     with pytest.raises(transfer.Cancelled, match='lost the lock'):
         transfer.copy(source, 8 * mib, sink, chunk=mib,
                       should_stop=lambda: 'lost the lock')

@@ -14,7 +14,7 @@ import pytest
 from precache import objects
 from precache.agent.backends.rbd import RbdCloneBackend, RbdExportBackend
 from precache.agent.cache import ImageCache
-from precache.agent.rbd.store import (
+from precache.agent.stores.rbd import (
     STAMP_CACHED,
     STAMP_TOUCHED,
     TEMP_SUFFIX,
@@ -220,7 +220,7 @@ ceph_conf.cluster_group(CONF, 'other')
 CONF.set_override('conf_file', sys.argv[2], group='ceph:other')
 from precache.agent.backends.rbd import RbdExportBackend
 from precache.agent.cache import ImageCache
-from precache.agent.rbd.store import RbdStore
+from precache.agent.stores.rbd import RbdStore
 cache = ImageCache('rbd-host-9', RbdStore(host='rbd-host-9'),
                    [RbdExportBackend()])
 cache.start()

@@ -3,18 +3,16 @@
 A :class:`Cluster` is one test's world: a conductor and agents started
 from the console scripts, each with its own config file and log file
 under the test's tmp_path; the images it generated and their catalog; the
-static inventory. Host and aggregate names carry a per-test tag, so no
-test ever receives a message meant for another.
+static inventory (both built with tests/fixtures.py). Host and aggregate
+names carry a per-test tag, so no test ever receives a message meant for
+another.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
-import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -26,16 +24,22 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
 from precache import objects, rpc
 from precache.conductor.rpcapi import ConductorAPI
+from tests.fixtures import (
+    Image,
+    ImageCatalog,
+    Inventory,
+    KiB,
+    conductor_sections,
+    write_conf,
+)
 
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 HOST = '127.0.0.1'
 PORT = 5672
 TEMP_SUFFIX = '.precache.part'
-KiB = 1024
 
 #: Conductor settings every test runs with (a test may override them).
 # NOTE: heartbeats come every half of call_monitor_timeout; 2 s (the
@@ -85,20 +89,6 @@ def private_vhost(prefix: str) -> Iterator[str]:
         yield 'rabbit://guest:guest@%s:%d/%s' % (HOST, PORT, vhost)
     finally:
         rabbitmqctl('delete_vhost', vhost)
-
-
-def write_conf(path: str, sections: dict[str, dict[str, Any]]) -> str:
-    lines = []
-    for section, options in sections.items():
-        lines.append('[%s]' % section)
-        for name, value in options.items():
-            if isinstance(value, bool):
-                value = str(value).lower()
-            lines.append('%s = %s' % (name, value))
-        lines.append('')
-    with open(path, 'w') as out:
-        out.write('\n'.join(lines))
-    return path
 
 
 def cache_name(image_id: str) -> str:
@@ -267,52 +257,6 @@ class Agent(Service):
         return [n for n in self.files() if n.endswith(TEMP_SUFFIX)]
 
 
-# -- images ---------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Image:
-    id: str
-    name: str
-    path: str
-    size: int
-    checksum: str
-    os_hash_value: str
-
-    def entry(self, location: str, **overrides: Any) -> dict[str, Any]:
-        """The image as the local catalog lists it (Glance's fields)."""
-        return {'id': self.id, 'name': self.name, 'status': 'active',
-                'size': self.size, 'disk_format': 'raw',
-                'container_format': 'bare', 'checksum': self.checksum,
-                'os_hash_algo': 'sha512',
-                'os_hash_value': self.os_hash_value,
-                'locations': [{'url': location, 'metadata': {}}],
-                **overrides}
-
-
-def write_image(path: str, blocks: int, block_size: int = 64 * KiB,
-                data_share: float = 0.6, seed: int = 0) -> tuple[int, str,
-                                                               str]:
-    """Runs of random data and zero runs (holes); (size, md5, sha512)."""
-    rng = random.Random(seed)
-    md5, sha512 = hashlib.md5(), hashlib.sha512()  # noqa: S324 - Glance's
-    zeros = bytes(block_size)
-    with open(path, 'wb') as out:
-        for index in range(blocks):
-            # NOTE: the first block always holds data, so a fetch in
-            # progress is visible as a growing temporary file.
-            if index == 0 or rng.random() < data_share:
-                block = os.urandom(block_size)
-                out.write(block)
-            else:
-                block = zeros
-                out.seek(block_size, os.SEEK_CUR)
-            md5.update(block)
-            sha512.update(block)
-        out.truncate(blocks * block_size)
-    return blocks * block_size, md5.hexdigest(), sha512.hexdigest()
-
-
 # -- a test's cluster -----------------------------------------------------
 
 
@@ -326,14 +270,15 @@ class Cluster:
         self.db_url = db_url
         self.api = api
         self.tag = uuid.uuid4().hex[:6]
-        self.image_dir = os.path.join(root, 'images')
-        os.makedirs(self.image_dir)
-        self.catalog_path = os.path.join(self.image_dir, 'catalog.json')
-        self.catalog: list[dict[str, Any]] = []
-        self.inventory_path = os.path.join(root, 'inventory.yaml')
-        self.aggregates: list[dict[str, Any]] = []
-        self._write_catalog()
-        self._write_inventory()
+        self.images = ImageCatalog(os.path.join(root, 'images'))
+        self.image_dir = self.images.folder
+        self.catalog_path = self.images.path
+        #: the catalog's entries: edit, then :meth:`_write_catalog`
+        self.catalog = self.images.entries
+        self.inventory = Inventory(os.path.join(root, 'inventory.yaml'))
+        self.inventory_path = self.inventory.path
+        #: the inventory's aggregates: edit, then :meth:`_write_inventory`
+        self.aggregates = self.inventory.aggregates
         self.services: list[Service] = []
         self.agents: dict[str, Agent] = {}
         self.conductor: Service | None = None
@@ -357,22 +302,12 @@ class Cluster:
         ``blocks`` of ``block_size``, a ``data_share`` of them random, the
         others zero. ``overrides`` replace catalog fields (a wrong hash).
         """
-        path = os.path.join(self.image_dir, '%s.raw' % name)
-        size, md5, sha512 = write_image(path, blocks, block_size,
-                                        data_share, seed=len(self.catalog))
-        image = Image(id=str(uuid.uuid4()), name=name, path=path,
-                      size=size, checksum=md5, os_hash_value=sha512)
-        # NOTE: alternate the two location forms the catalog accepts.
-        location = path if len(self.catalog) % 2 == 0 else 'file://' + path
-        self.catalog.append(image.entry(location, **overrides))
-        self._write_catalog()
-        return image
+        return self.images.add_sparse_image(
+            name, blocks, block_size=block_size, data_share=data_share,
+            **overrides)
 
     def _write_catalog(self) -> None:
-        temp = self.catalog_path + '.tmp'
-        with open(temp, 'w') as out:
-            json.dump(self.catalog, out, indent=2)
-        os.replace(temp, self.catalog_path)
+        self.images.write()
 
     def add_aggregate(self, short: str, hosts: list[str]) -> str:
         """An aggregate of these hosts (short names); its full name."""
@@ -384,17 +319,7 @@ class Cluster:
         return name
 
     def _write_inventory(self) -> None:
-        temp = self.inventory_path + '.tmp'
-        with open(temp, 'w') as out:
-            yaml.safe_dump({'aggregates': self.aggregates}, out)
-        previous = None
-        if os.path.exists(self.inventory_path):
-            previous = os.stat(self.inventory_path).st_mtime_ns
-        os.replace(temp, self.inventory_path)
-        # NOTE: the conductor re-reads the file when its mtime changes;
-        # two writes within one timer tick could share an mtime.
-        now = max(time.time_ns(), (previous or 0) + 10_000_000)
-        os.utime(self.inventory_path, ns=(now, now))
+        self.inventory.write()
 
     # -- services --
 
@@ -415,9 +340,8 @@ class Cluster:
                          'transport_url': self.transport_url,
                          'state_path': os.path.join(self.root, 'state')},
              'conductor': {**CONDUCTOR_DEFAULTS, **options},
-             'database': {'connection': self.db_url},
-             'inventory': {'static_file': self.inventory_path},
-             'image_service': {'local_catalog': self.catalog_path}},
+             **conductor_sections(self.inventory_path, self.catalog_path,
+                                  self.db_url)},
             ready=r'Conductor %s started' % re.escape(
                 self.host('conductor')))
         self.services.append(self.conductor)

@@ -10,29 +10,20 @@ images (:meth:`Cloud.add_image`) so that they do not depend on each other.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
 from precache import objects, rpc
-from precache.agent.backends.file import FileBackend
-from precache.agent.service import AgentService
-from precache.agent.store import FileStore
-from precache.clients.images import LocalImageService
 from precache.cmd import stop_all
-from precache.conductor.inventory import StaticInventory
 from precache.conductor.rpcapi import ConductorAPI
-from precache.conductor.service import ConductorService
 from precache.conf import CONF
 from precache.db import migration
 from precache.db.api import JobStore
+from tests.fixtures import Layout, LocalServices, random_bytes
 
 CELLS = {'cell1': ['u-h1', 'u-h2'], 'cell2': ['u-h3', 'u-ghost']}
 AGENTS = ['u-h1', 'u-h2', 'u-h3']
@@ -43,87 +34,47 @@ AGGREGATES = [
     {'id': 3, 'name': 'one', 'hosts': ['u-h2']},
     {'id': 4, 'name': 'empty', 'hosts': []},
 ]
+LAYOUT = Layout(CELLS, AGGREGATES)
 
 
-class Cloud:
+def _memory_transport() -> tuple[str, Any]:
+    """A kombu memory URL and exchange of our own: the transport cache
+    and the memory broker are per process and shared with other tests."""
+    url = 'kombu+memory:///unit-%s' % uuid.uuid4().hex[:8]
+    CONF.set_override('control_exchange',
+                      'precache-unit-%s' % uuid.uuid4().hex[:8])
+    try:
+        return url, rpc.get_transport(CONF, url)
+    finally:
+        CONF.clear_override('control_exchange')
+
+
+class Cloud(LocalServices):
+    """The shared small cloud (:class:`tests.fixtures.LocalServices`) over
+    the memory transport, with its RPC client as ``api``."""
+
     def __init__(self, root: str) -> None:
-        self.root = root
-        self.images_dir = os.path.join(root, 'images')
-        os.makedirs(self.images_dir)
-        self.catalog = os.path.join(self.images_dir, 'catalog.json')
-        self._write_catalog([])
-        self.inventory = os.path.join(root, 'inventory.yaml')
-        with open(self.inventory, 'w') as out:
-            yaml.safe_dump({'cells': CELLS, 'aggregates': AGGREGATES}, out)
-        self.db_url = 'sqlite:///%s' % os.path.join(root, 'jobs.sqlite')
-        migration.upgrade(self.db_url)
-        # NOTE: a URL (and exchange) of our own: the transport cache and
-        # the memory broker are per process and shared with other tests.
-        self.url = 'kombu+memory:///unit-%s' % uuid.uuid4().hex[:8]
-        CONF.set_override('control_exchange',
-                          'precache-unit-%s' % uuid.uuid4().hex[:8])
-        try:
-            self.transport = rpc.get_transport(CONF, self.url)
-        finally:
-            CONF.clear_override('control_exchange')
-        self.stores = {host: FileStore(os.path.join(root, host))
-                       for host in AGENTS}
-        cell_of = {h: c for c, hosts in CELLS.items() for h in hosts}
-        self.agents = [AgentService(self.transport, host=host,
-                                    store=self.stores[host],
-                                    backends=[FileBackend()],
-                                    cell=cell_of[host])
-                       for host in AGENTS]
-        self.store = JobStore(self.db_url)
-        self.conductor = self.make_conductor('u-conductor', self.store)
+        self.url, transport = _memory_transport()
+        super().__init__(root, transport, LAYOUT, AGENTS, 'u-conductor')
+        self.images_dir = self.images.folder
+        self.catalog = self.images.path
+        self.inventory = self.inventory_file.path
         self.api = ConductorAPI(self.transport, timeout=15)
-
-    def make_conductor(self, host: str, store: JobStore,
-                       inventory: str | None = None) -> ConductorService:
-        return ConductorService(
-            self.transport, host=host, store=store,
-            inventory=StaticInventory(inventory or self.inventory),
-            image_service=LocalImageService(self.catalog))
-
-    def start(self) -> None:
-        for agent in self.agents:
-            agent.start()
-        self.conductor.start()
 
     def stop(self) -> None:
         stop_all([self.conductor, *self.agents])
-
-    def _write_catalog(self, entries: list[dict[str, Any]]) -> None:
-        with open(self.catalog + '.tmp', 'w') as out:
-            json.dump(entries, out)
-        os.replace(self.catalog + '.tmp', self.catalog)
 
     def add_image(self, data: bytes | None = None, status: str = 'active',
                   bad_hash: bool = False, located: bool = True,
                   **fields: Any) -> str:
         """A new image in the catalog (its file next to it); its id."""
-        image_id = str(uuid.uuid4())
-        data = os.urandom(48 * 1024) + bytes(16 * 1024) \
-            if data is None else data
-        digest = hashlib.sha512(b'not it' if bad_hash else data)
-        entry: dict[str, Any] = {
-            'id': image_id, 'name': 'image-%s' % image_id[:8],
-            'status': status, 'size': len(data), 'disk_format': 'raw',
-            'os_hash_algo': 'sha512', 'os_hash_value': digest.hexdigest(),
-            'locations': []}
-        if located:
-            name = '%s.raw' % image_id
-            with open(os.path.join(self.images_dir, name), 'wb') as out:
-                out.write(data)
-            entry['locations'] = [{'url': name, 'metadata': {}}]
-        entry.update(fields)
-        with open(self.catalog) as stream:
-            entries = json.load(stream)
-        self._write_catalog([*entries, entry])
-        return image_id
+        if data is None:
+            data = random_bytes(48 * 1024, zero_tail=16 * 1024)
+        return self.images.add_image(data, status, bad_hash, located,
+                                     **fields)
 
     def image_path(self, image_id: str) -> str:
-        return os.path.join(self.images_dir, '%s.raw' % image_id)
+        return self.images.file_path(image_id)
 
     def wait(self, job_id: str, timeout: float = 30,
              store: JobStore | None = None) -> objects.Job:

@@ -21,7 +21,8 @@ SETUP_CFG = os.path.join(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))), 'setup.cfg')
 GROUPS = ['console_scripts', 'oslo.config.opts', 'oslo.policy.enforcer',
           'oslo.policy.policies', 'precache.agent.backends',
-          'precache.conductor.inventory']
+          'precache.agent.stores', 'precache.conductor.inventory',
+          'precache.image_services']
 
 
 def _declared() -> dict[str, dict[str, str]]:

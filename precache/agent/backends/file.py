@@ -12,6 +12,7 @@ import urllib.parse
 
 from precache import exception, objects
 from precache.agent.backends import base
+from precache.agent.stores.base import Sink
 from precache.agent.stream import VerifyingWriter
 from precache.conf import CONF
 
@@ -42,13 +43,13 @@ class FileBackend(base.Backend):
             return None
         return 'no readable file location'
 
-    def fetch(self, image: objects.ImageSpec, dest_path: str) -> int:
+    def fetch(self, image: objects.ImageSpec, sink: Sink) -> int:
         source = self._source(image)
         if source is None:
             raise exception.ImageFetchFailed(
                 image=image.id, reason='no readable file location')
         chunk_size = CONF.agent.chunk_size * 1024
-        writer = VerifyingWriter(image, dest_path,
+        writer = VerifyingWriter(image, sink,
                                  CONF.agent.download_rate_limit)
         try:
             with open(source, 'rb', buffering=0) as src:

@@ -20,6 +20,7 @@ from keystoneauth1 import exceptions as ks_exc
 
 from precache import exception, objects
 from precache.agent.backends import base
+from precache.agent.stores.base import Sink
 from precache.agent.stream import VerifyingWriter
 from precache.clients import glance
 from precache.conf import CONF
@@ -62,12 +63,12 @@ class GlanceHTTPBackend(base.Backend):
         return None  # Glance can serve every image it has data for.
 
     def _writer(self, image: objects.ImageSpec,
-                dest_path: str) -> VerifyingWriter:
-        return VerifyingWriter(image, dest_path,
+                sink: Sink) -> VerifyingWriter:
+        return VerifyingWriter(image, sink,
                                CONF.agent.download_rate_limit)
 
-    def fetch(self, image: objects.ImageSpec, dest_path: str) -> int:
-        writer = self._writer(image, dest_path)
+    def fetch(self, image: objects.ImageSpec, sink: Sink) -> int:
+        writer = self._writer(image, sink)
         failures, use_range = 0, True
         try:
             while True:
@@ -99,7 +100,7 @@ class GlanceHTTPBackend(base.Backend):
                                    * 2 ** max(failures - 1, 0)))
                 if not use_range or writer.written == 0:
                     writer.abort()
-                    writer = self._writer(image, dest_path)
+                    writer = self._writer(image, sink)
         except exception.BackendError:
             writer.abort()
             raise

@@ -3,17 +3,18 @@
 Both serve Glance locations ``rbd://<fsid>/<pool>/<image>/<snapshot>``
 from the configured cluster with that fsid (``[ceph] clusters``).
 
-- ``rbd-clone`` fills the rbd store only: when the location is on the
-  store's own cluster and the image is raw, a copy-on-write clone of
-  Glance's snapshot, made in milliseconds whatever the size. Nothing is
-  read, so only the size is checked (the snapshot is immutable, and Glance
-  hashed it when it was uploaded).
+- ``rbd-clone`` fills a store that can clone (the rbd store): when the
+  store says a location is on its own cluster and the image is raw, a
+  copy-on-write clone of Glance's snapshot into the store's sink, made in
+  milliseconds whatever the size. Nothing is read, so only the size is
+  checked (the snapshot is immutable, and Glance hashed it when it was
+  uploaded).
 - ``rbd-export`` fills the file store (Nova's ``_base``) or the rbd store
   of another cluster: the allocated extents of the snapshot are read with
   several reads in flight and written at their offsets (holes stay holes),
   while the whole logical image is hashed and checked against Glance's
-  ``os_hash_value`` (else ``checksum``). See
-  :mod:`precache.agent.rbd.transfer`.
+  ``os_hash_value`` (else ``checksum``). It writes into the store's sink,
+  whichever store that is. See :mod:`precache.agent.rbd.transfer`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from precache.agent import rbd as rbd_mod
 from precache.agent import stream
 from precache.agent.backends import base
 from precache.agent.rbd import clusters, locations, transfer
-from precache.agent.rbd.store import RbdStore, RbdTarget
+from precache.agent.stores.base import Sink, Store, StoreKind
 from precache.conf import CONF
 
 LOG = logging.getLogger(__name__)
@@ -40,10 +41,15 @@ VERIFY_CONCURRENCY = 4
 
 class _RbdBackend(base.Backend):
     def __init__(self) -> None:
-        self.store: Any = None
+        self._store: Store | None = None
 
-    def bind(self, store: Any) -> None:
-        self.store = store
+    def bind(self, store: Store) -> None:
+        self._store = store
+
+    @property
+    def store(self) -> Store:
+        assert self._store is not None, 'bind() the store first'
+        return self._store
 
     def _common_reason(self, image: objects.ImageSpec) -> str | None:
         """Why neither RBD backend can even try, or None."""
@@ -92,22 +98,21 @@ class _RbdBackend(base.Backend):
                 % (location, size, image.size))
 
     def _each_source(self, image: objects.ImageSpec,
-                     sources: list[tuple[clusters.Cluster,
-                                         locations.RbdLocation]],
-                     attempt: Any) -> int:
-        """``attempt(cluster, location)`` for each source until one works;
-        the reasons of all failures otherwise."""
+                     sources: list[tuple[Any, ...]],
+                     attempt: Callable[..., int]) -> int:
+        """``attempt(*source)`` for each source (its location last) until
+        one works; the reasons of all failures otherwise."""
         reasons = []
-        for index, (cluster, location) in enumerate(sources):
+        for index, source in enumerate(sources):
             try:
-                return attempt(cluster, location)
+                return attempt(*source)
             except exception.BackendError as exc:
                 if len(sources) == 1:
                     raise
                 reasons.append(str(exc.kwargs.get('reason', exc)))
                 LOG.warning('Image %(image)s: %(location)s failed '
                             '(%(n)d of %(count)d): %(err)s',
-                            {'image': image.id, 'location': location,
+                            {'image': image.id, 'location': source[-1],
                              'n': index + 1, 'count': len(sources),
                              'err': exc})
         raise exception.ImageFetchFailed(image=image.id,
@@ -119,61 +124,39 @@ class RbdCloneBackend(_RbdBackend):
 
     name = 'rbd-clone'
     method = objects.Method.RBD_CLONE
-    store_kinds = ('rbd',)
+    store_kinds = (StoreKind.RBD,)
 
     def _same_cluster(self, image: objects.ImageSpec
                       ) -> tuple[list[locations.RbdLocation], str | None]:
-        store: RbdStore = self.store
-        try:
-            fsid = store.cluster.fsid()
-        except exception.BackendError as exc:
-            return [], 'store cluster unusable: %s' % exc.kwargs.get(
-                'reason', exc)
         found, _problems = locations.parse_all(image.locations)
-        same = [loc for loc in found if loc.fsid.lower() == fsid]
-        if not same:
-            return [], ('no location on the store\'s cluster %s (fsid %s)'
-                        % (store.cluster.name, fsid))
-        return same, None
+        return self.store.clone_sources(found)
 
     def unsupported_reason(self, image: objects.ImageSpec) -> str | None:
         reason = self._common_reason(image)
         if reason:
             return reason
-        if not isinstance(self.store, RbdStore):
-            return 'needs the rbd store'
         if image.disk_format not in RAW_FORMATS:
             return ('disk_format is %s: only raw images are cloned'
                     % image.disk_format)
         return self._same_cluster(image)[1]
 
-    def fetch(self, image: objects.ImageSpec, dest_path: Any) -> int:
-        target: RbdTarget = dest_path
+    def fetch(self, image: objects.ImageSpec, sink: Sink) -> int:
         same, reason = self._same_cluster(image)
         if reason:
             raise exception.ImageFetchFailed(image=image.id, reason=reason)
-        sources = [(target.cluster, location) for location in same]
         return self._each_source(
-            image, sources,
-            lambda cluster, location: self._clone(image, cluster, location,
-                                                  target))
+            image, [(location,) for location in same],
+            lambda location: self._clone(image, location, sink))
 
-    def _clone(self, image: objects.ImageSpec, cluster: clusters.Cluster,
-               location: locations.RbdLocation, target: RbdTarget) -> int:
-        rbd = rbd_mod.rbd
-        self.store.discard(target)
-        with _translate(image.id, 'cloning %s' % location), \
-                cluster.ioctx(location.pool) as source_ioctx, \
-                cluster.ioctx(target.pool) as target_ioctx:
-            with rbd.Image(source_ioctx, location.image,
-                           snapshot=location.snapshot,
-                           read_only=True) as parent:
-                self._check_size(image, location, parent.size())
-            rbd.RBD().clone(source_ioctx, location.image, location.snapshot,
-                            target_ioctx, target.name)
+    def _clone(self, image: objects.ImageSpec,
+               location: locations.RbdLocation, sink: Sink) -> int:
+        with _translate(image.id, 'cloning %s' % location):
+            size = sink.clone_from(location)
+        # NOTE: a wrong size fails the fetch; the cache discards the clone.
+        self._check_size(image, location, size)
         LOG.info('Image %(image)s: cloned %(location)s into %(target)s',
                  {'image': image.id, 'location': location,
-                  'target': target})
+                  'target': sink})
         return 0  # nothing was copied
 
 
@@ -182,7 +165,7 @@ class RbdExportBackend(_RbdBackend):
 
     name = 'rbd-export'
     method = objects.Method.RBD_EXPORT
-    store_kinds = ('file', 'rbd')
+    store_kinds = (StoreKind.FILE, StoreKind.RBD)
 
     def __init__(self, verify: bool = True) -> None:
         super().__init__()
@@ -193,50 +176,15 @@ class RbdExportBackend(_RbdBackend):
         reason = self._common_reason(image)
         if reason:
             return reason
-        if isinstance(self.store, RbdStore) and \
-                image.disk_format not in RAW_FORMATS:
-            return ('disk_format is %s: the rbd store holds raw images '
-                    'only' % image.disk_format)
-        return None
+        return self.store.unsupported_reason(image)
 
-    def fetch(self, image: objects.ImageSpec, dest_path: Any) -> int:
-        sources = self._sources(image)
-        if isinstance(dest_path, RbdTarget):
-            target: RbdTarget = dest_path
-            return self._each_source(
-                image, sources, lambda cluster, location: self._to_rbd(
-                    image, cluster, location, target))
-        path: str = dest_path
-        return self._each_source(
-            image, sources, lambda cluster, location: self._to_file(
-                image, cluster, location, path))
-
-    # -- the two targets --
-
-    def _to_file(self, image: objects.ImageSpec, cluster: clusters.Cluster,
-                 location: locations.RbdLocation, path: str) -> int:
+    def fetch(self, image: objects.ImageSpec, sink: Sink) -> int:
         # NOTE: conversion to raw, when the store wants it, is the
-        # cache's (precache.agent.cache), after the export is verified.
-        return self._export(image, cluster, location,
-                            lambda: transfer.FileSink(path, image), path)
-
-    def _to_rbd(self, image: objects.ImageSpec, cluster: clusters.Cluster,
-                location: locations.RbdLocation, target: RbdTarget) -> int:
-        rbd = rbd_mod.rbd
-        self.store.discard(target)
-        with _translate(image.id, 'opening %s' % location), \
-                cluster.ioctx(location.pool) as ioctx, \
-                rbd.Image(ioctx, location.image, snapshot=location.snapshot,
-                          read_only=True) as source:
-            size = source.size()
-        with _translate(image.id, 'creating %s' % target), \
-                target.cluster.ioctx(target.pool) as target_ioctx:
-            rbd.RBD().create(target_ioctx, target.name, size,
-                             old_format=False)
-            with rbd.Image(target_ioctx, target.name) as out:
-                return self._export(image, cluster, location,
-                                    lambda: transfer.RbdSink(out),
-                                    str(target))
+        # store's (its sink's commit), after the export is verified.
+        sources = self._sources(image)
+        return self._each_source(
+            image, sources, lambda cluster, location: self._export(
+                image, cluster, location, sink))
 
     @staticmethod
     def _check_still_there(image: objects.ImageSpec,
@@ -258,13 +206,11 @@ class RbdExportBackend(_RbdBackend):
                     % (location, exc)) from exc
 
     def _export(self, image: objects.ImageSpec, cluster: clusters.Cluster,
-                location: locations.RbdLocation,
-                open_sink: Callable[[], transfer.Sink], where: str) -> int:
+                location: locations.RbdLocation, sink: Sink) -> int:
         rbd = rbd_mod.rbd
         digest = stream.expected_digest(image) if self.verify else None
         limiter = stream.RateLimiter(CONF.agent.download_rate_limit)
-        store = self.store
-        sink: transfer.Sink | None = None
+        where = str(sink)
         try:
             with _translate(image.id, 'exporting %s to %s'
                             % (location, where)), \
@@ -272,9 +218,10 @@ class RbdExportBackend(_RbdBackend):
                     rbd.Image(ioctx, location.image,
                               snapshot=location.snapshot,
                               read_only=True) as source:
-                sink = open_sink()
                 size = source.size()
                 self._check_size(image, location, size)
+                with _translate(image.id, 'creating %s' % where):
+                    sink.begin(size)
                 stats = transfer.copy(
                     source, size, sink,
                     algorithm=digest[0] if digest else None,
@@ -283,11 +230,9 @@ class RbdExportBackend(_RbdBackend):
                     else CONF.ceph.export_concurrency,
                     chunk=CONF.ceph.export_chunk_size * 1024,
                     on_progress=limiter.consumed,
-                    should_stop=(lambda: store.lock_lost(image.id))
-                    if isinstance(store, RbdStore) else None)
+                    should_stop=sink.interrupted)
         finally:
-            if sink is not None:
-                sink.close()
+            sink.close()
         # NOTE: librbd reads a snapshot deleted mid-export as zeros, without
         # an error (measured): ask again, so the reason says what happened
         # (and an unverified export is not silently corrupt).

@@ -34,19 +34,16 @@ import ctypes
 import ctypes.util
 import dataclasses
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
 from typing import Any, Protocol
 
-from precache import objects
-from precache.agent import space
 from precache.agent.rbd import Cancelled
-from precache.agent.stream import ZERO_BLOCK, nonzero_runs
+from precache.agent.sparse import ZERO_BLOCK, nonzero_runs
 
-__all__ = ['ZERO_BLOCK', 'nonzero_runs', 'copy', 'FileSink', 'RbdSink']
+__all__ = ['ZERO_BLOCK', 'nonzero_runs', 'copy', 'Sink']
 
 #: Shared zeros for hashing holes (read-only; its pages are never touched
 #: by a write, so they cost no memory).
@@ -89,6 +86,8 @@ def plan_reads(extents: list[tuple[int, int]], size: int,
 
 
 class Sink(Protocol):
+    """What :func:`copy` writes into (a store's sink, a sparse file)."""
+
     def write(self, offset: int, data: bytes) -> int:
         """Write the non-zero runs of ``data`` at ``offset``; bytes
         written."""
@@ -98,24 +97,6 @@ class Sink(Protocol):
 
     def close(self) -> None:
         """Release resources (idempotent; after finish or on failure)."""
-
-
-def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    """libc's sync_file_range (Linux), or None."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6',
-                           use_errno=True)
-        function = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
-                         ctypes.c_uint]
-    function.restype = ctypes.c_int
-    return function
-
-
-_SYNC_FILE_RANGE = _sync_file_range()
-_SYNC_FILE_RANGE_WRITE = 2
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -132,93 +113,6 @@ _MALLOC_TRIM = _malloc_trim()
 #: 8 reads in flight, every 256 MiB: peak RSS 151 MB without, 130 MB with;
 #: same speed).
 TRIM_EVERY = 128 * 1024 * 1024
-
-
-class FileSink:
-    """A sparse local file, written with ``pwrite`` at offsets.
-
-    Each write also starts its writeback (``sync_file_range``, without
-    waiting), so the disk works while the export runs and the final fsync
-    is short instead of flushing the whole image at the end (measured: the
-    ``cp`` + ``sync`` of a 2 GiB export's data took ~1.3 s here).
-    """
-
-    def __init__(self, path: str,
-                 image: objects.ImageSpec | None = None) -> None:
-        self.path = path
-        self.image = image
-        try:
-            self._fd: int | None = os.open(
-                path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
-                0o644)
-        except OSError as exc:
-            raise self._error(exc) from exc
-
-    def _error(self, exc: OSError) -> Exception:
-        """A full or read-only cache is the cache's error, not the
-        source's (see :func:`precache.agent.store.write_error`)."""
-        if self.image is None:
-            return exc
-        return space.write_error(self.image.id, self.path, exc,
-                                 self.image.size)
-
-    def write(self, offset: int, data: bytes) -> int:
-        assert self._fd is not None
-        view = memoryview(data)
-        written = 0
-        try:
-            for start, end in nonzero_runs(data):
-                first = start
-                while start < end:
-                    count = os.pwrite(self._fd, view[start:end],
-                                      offset + start)
-                    start += count
-                    written += count
-                if _SYNC_FILE_RANGE is not None:
-                    # NOTE: the GIL is released during the call (ctypes);
-                    # errors (e.g. EIO) surface again at the final fsync.
-                    _SYNC_FILE_RANGE(self._fd, offset + first, end - first,
-                                     _SYNC_FILE_RANGE_WRITE)
-        except OSError as exc:
-            raise self._error(exc) from exc
-        return written
-
-    def finish(self, size: int) -> None:
-        assert self._fd is not None
-        try:
-            os.ftruncate(self._fd, size)
-            os.fsync(self._fd)
-        except OSError as exc:
-            raise self._error(exc) from exc
-
-    def close(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-
-
-class RbdSink:
-    """An open, writable RBD image (of the right size), written at offsets
-    from several threads (librbd serialises what it must)."""
-
-    def __init__(self, image: Any) -> None:
-        self.image = image
-
-    def write(self, offset: int, data: bytes) -> int:
-        view = memoryview(data)
-        written = 0
-        for start, end in nonzero_runs(data):
-            chunk = bytes(view[start:end]) if end - start != len(data) \
-                else data
-            self.image.write(chunk, offset + start)
-            written += end - start
-        return written
-
-    def finish(self, size: int) -> None:
-        self.image.flush()
-
-    def close(self) -> None:
-        pass
 
 
 @dataclasses.dataclass

@@ -15,7 +15,7 @@ from precache import exception, objects
 from precache.agent.backends.base import Backend
 from precache.agent.backends.file import FileBackend
 from precache.agent.cache import ImageCache
-from precache.agent.store import FileStore
+from precache.agent.stores.file import FileStore
 
 State = objects.HostImageState
 

@@ -17,8 +17,7 @@ import pytest
 from precache import exception, objects
 from precache.agent.backends.file import FileBackend
 from precache.agent.cache import ImageCache
-from precache.agent.rbd import transfer
-from precache.agent.store import FileStore
+from precache.agent.stores.file import FileStore
 
 State = objects.HostImageState
 MiB = 1024 * 1024
@@ -171,7 +170,8 @@ def test_rbd_export_sink_on_a_full_disk_names_the_cache(small_fs):
     store = FileStore()
     store.prepare()
     image = objects.ImageSpec(id=str(uuid.uuid4()), size=32 * MiB)
-    sink = transfer.FileSink(store.temp_path(image.id), image)
+    sink = store.open_sink(image)
+    sink.begin(image.size)
     try:
         with pytest.raises(exception.CacheStoreError) as caught:
             for offset in range(0, 32 * MiB, 4 * MiB):

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from precache import exception, objects
-from precache.agent import store as store_mod
-from precache.agent.store import FileStore
+from precache.agent.stores import file as store_mod
+from precache.agent.stores.file import FileStore
 
 IMAGE_ID = '155d900f-4e14-4e4c-a73d-069cbf4541e6'
 SHA1 = hashlib.sha1(IMAGE_ID.encode()).hexdigest()  # noqa: S324

@@ -11,9 +11,8 @@ from __future__ import annotations
 import time
 import uuid
 
-from precache import objects
+from precache import objects, states
 from precache.cmd import stop_all
-from precache.conductor import jobs
 from precache.db.api import JobStore
 
 State = objects.HostImageState
@@ -46,7 +45,7 @@ def test_cancel_through_another_conductor_starts_no_host(cloud, conf):
         _running(cloud, accepted.id)
         cancelling = cloud.api.cancel_job({}, accepted.id, server=elsewhere)
         assert cancelling.state is JobState.RUNNING
-        assert cancelling.reason == jobs.CANCEL_REASON
+        assert cancelling.reason == states.JobReason.CANCELLED
         assert cancelling.counts['running'] == 1
         assert cancelling.counts['skipped'] == 2
         job = cloud.wait(accepted.id)

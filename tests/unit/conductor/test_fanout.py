@@ -39,6 +39,14 @@ def _no_fail(host, cell, exc):  # pragma: no cover - must not be called
     raise AssertionError('work failed on %s: %r' % (host, exc))
 
 
+class Work:
+    """What run() reports to: ``start`` for each host, ``fail`` for what
+    it raised (a job's run does both in the conductor)."""
+
+    def __init__(self, start, fail=_no_fail) -> None:
+        self.start_host, self.host_failed = start, fail
+
+
 def _hosts(**cells: int) -> list[tuple[str, str | None]]:
     return [('%s-%d' % (cell, i), cell) for cell, count in cells.items()
             for i in range(count)]
@@ -145,7 +153,7 @@ def test_cap(configured, requested, expected):
 def test_run_calls_every_host_once():
     work = Recorder()
     hosts = _hosts(a=3, b=2) + [('lonely', None)]
-    left = fanout.run(hosts, work, _no_fail, fanout.Limiter(),
+    left = fanout.run(hosts, Work(work), fanout.Limiter(),
                       fanout.JobSlots(), threading.Event())
     assert left == []
     assert sorted(work.started) == sorted(h for h, _ in hosts)
@@ -155,7 +163,7 @@ def test_run_never_exceeds_the_global_limit(conf):
     conf.config(group='conductor', max_concurrent_hosts=3)
     work = Recorder(delay=0.02)
     limiter = fanout.Limiter()
-    assert fanout.run(_hosts(a=6, b=6), work, _no_fail, limiter,
+    assert fanout.run(_hosts(a=6, b=6), Work(work), limiter,
                       fanout.JobSlots(), threading.Event()) == []
     assert len(work.started) == 12
     assert work.max_active == 3
@@ -166,7 +174,7 @@ def test_run_never_exceeds_the_per_cell_limit(conf):
     conf.config(group='conductor', max_concurrent_hosts=10,
                 max_concurrent_hosts_per_cell=2)
     work = Recorder(delay=0.02)
-    assert fanout.run(_hosts(a=5, b=5, c=1), work, _no_fail,
+    assert fanout.run(_hosts(a=5, b=5, c=1), Work(work),
                       fanout.Limiter(), fanout.JobSlots(),
                       threading.Event()) == []
     assert len(work.started) == 11
@@ -177,7 +185,7 @@ def test_run_never_exceeds_the_per_cell_limit(conf):
 def test_run_respects_the_job_limit(conf):
     conf.config(group='conductor', max_concurrent_hosts=10)
     work = Recorder(delay=0.02)
-    fanout.run(_hosts(a=6), work, _no_fail, fanout.Limiter(),
+    fanout.run(_hosts(a=6), Work(work), fanout.Limiter(),
                fanout.JobSlots(max_hosts=2), threading.Event())
     assert len(work.started) == 6
     assert work.max_active <= 2
@@ -189,7 +197,7 @@ def test_two_jobs_share_the_global_limit(conf):
     work = Recorder(delay=0.02)
     stop = threading.Event()
     threads = [threading.Thread(target=fanout.run, args=(
-        _hosts(**{name: 4}), work, _no_fail, limiter, fanout.JobSlots(),
+        _hosts(**{name: 4}), Work(work), limiter, fanout.JobSlots(),
         stop)) for name in ('x', 'y')]
     for thread in threads:
         thread.start()
@@ -204,7 +212,7 @@ def test_run_is_round_robin_across_cells(conf):
     work = Recorder()
     hosts = [('a1', 'a'), ('a2', 'a'), ('a3', 'a'), ('a4', 'a'),
              ('b1', 'b'), ('c1', 'c'), ('c2', 'c'), ('n1', None)]
-    fanout.run(hosts, work, _no_fail, fanout.Limiter(), fanout.JobSlots(),
+    fanout.run(hosts, Work(work), fanout.Limiter(), fanout.JobSlots(),
                threading.Event())
     assert work.started == ['a1', 'b1', 'c1', 'n1', 'a2', 'c2', 'a3', 'a4']
 
@@ -220,7 +228,7 @@ def test_run_records_exceptions_with_fail():
         failed.append((host, cell, str(exc)))
 
     limiter = fanout.Limiter()
-    left = fanout.run(_hosts(a=3) + [('lonely', None)], work, fail,
+    left = fanout.run(_hosts(a=3) + [('lonely', None)], Work(work, fail),
                       limiter, fanout.JobSlots(), threading.Event())
     assert left == []
     assert sorted(failed) == [('a-1', 'a', 'boom on a-1'),
@@ -236,7 +244,7 @@ def test_run_returns_unstarted_hosts_when_stopped(conf):
         stop.set()
 
     hosts = _hosts(a=2, b=2)
-    left = fanout.run(hosts, work, _no_fail, fanout.Limiter(),
+    left = fanout.run(hosts, Work(work), fanout.Limiter(),
                       fanout.JobSlots(), stop)
     assert left == ['a-1', 'b-0', 'b-1']
 
@@ -246,14 +254,14 @@ def test_run_with_stop_already_set_starts_nothing():
     stop = threading.Event()
     stop.set()
     hosts = _hosts(a=2, b=1)
-    assert sorted(fanout.run(hosts, work, _no_fail, fanout.Limiter(),
+    assert sorted(fanout.run(hosts, Work(work), fanout.Limiter(),
                              fanout.JobSlots(), stop)) == \
         sorted(h for h, _ in hosts)
     assert work.started == []
 
 
 def test_run_without_hosts():
-    assert fanout.run([], _no_fail, _no_fail, fanout.Limiter(),
+    assert fanout.run([], Work(_no_fail), fanout.Limiter(),
                       fanout.JobSlots(), threading.Event()) == []
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -24,8 +25,27 @@ class Notifier:
         self.done += [(job_id, r.host) for r in results]
 
 
-def _no_loss(job_id, host):
-    raise AssertionError('lost claim %s %s' % (job_id, host))
+class Run:
+    """A job's run as the recorder sees it: it hears of lost claims."""
+
+    def __init__(self, job_id: str, lost: list) -> None:
+        self.job_id, self.lost = job_id, lost
+
+    def claim_lost(self, host: str) -> None:
+        self.lost.append((self.job_id, host))
+
+
+class NoLoss:
+    """Every job is running, and none may lose a claim."""
+
+    def get(self, job_id):
+        return self
+
+    def claim_lost(self, host):  # pragma: no cover - must not be called
+        raise AssertionError('lost claim %s' % host)
+
+
+_no_loss = NoLoss()
 
 
 def _job(store) -> str:
@@ -77,10 +97,11 @@ def test_results_queued_meanwhile_share_one_write(own_store):
 
 def test_claims_before_results_in_one_write(own_store):
     slow, lost = SlowStore(own_store), []
-    recorder = Recorder(slow, Notifier(),
-                        lambda job_id, host: lost.append((job_id, host)))
+    runs: dict[str, Run] = {}
+    recorder = Recorder(slow, Notifier(), runs)
     try:
         job, cancelled = _job(own_store), _job(own_store)
+        runs.update({job: Run(job, lost), cancelled: Run(cancelled, lost)})
         own_store.cancel_job(cancelled, 'cancelled by request')
         recorder.claim(job, 'r-h0')
         recorder.put(job, _cached('r-h1'))
@@ -99,12 +120,43 @@ def test_claims_before_results_in_one_write(own_store):
     assert lost == [(cancelled, 'r-h2')]
 
 
+class CountingStore:
+    """The real store, counting the writes that reach it."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self.writes = 0
+
+    def record_progress(self, claims, results):
+        self.writes += 1
+        return self.store.record_progress(claims, results)
+
+
 def test_flush_of_a_job_with_nothing_queued_returns(own_store):
-    recorder = Recorder(own_store, Notifier(), _no_loss)
+    counting, notifier = CountingStore(own_store), Notifier()
+    recorder = Recorder(counting, notifier, _no_loss)
     try:
-        recorder.flush(_job(own_store))
+        job = _job(own_store)
+        started = time.monotonic()
+
+        def flushes() -> None:
+            recorder.flush(job)
+            # Again: flush forgot the job, and nothing waits on it.
+            recorder.flush(job)
+            recorder.sync(job)
+
+        flusher = threading.Thread(target=flushes, daemon=True)
+        flusher.start()
+        flusher.join(5)
+        assert not flusher.is_alive(), 'flush waits for nothing queued'
+        assert time.monotonic() - started < 1
     finally:
         recorder.stop()
+    assert counting.writes == 0
+    assert notifier.done == []
+    written = own_store.get_job(job)
+    assert written.state is objects.JobState.PENDING
+    assert written.counts['pending'] == len(HOSTS)
 
 
 def test_stop_writes_what_is_queued(own_store):

@@ -8,7 +8,7 @@ import pytest
 from keystonemiddleware import auth_token
 from oslo_config import cfg, types
 
-from precache import exception, service
+from precache import exception, plugins, service
 from precache.conf import MODULES
 from precache.confcheck import validate
 
@@ -206,3 +206,40 @@ def test_a_service_token_needs_service_user_credentials(tmp_path):
         'password with auth_url, username, password, project_name, '
         'user_domain_name and project_domain_name); not set in '
         '[service_user] of %s' % (path, path))
+
+
+def _without(monkeypatch, point, name: str) -> None:
+    """As if the package lacked the entry point ``name`` of ``point``."""
+    real = plugins.PlugPoint.names
+    monkeypatch.setattr(plugins.PlugPoint, 'names', lambda self: [
+        n for n in real(self) if self is not point or n != name])
+
+
+def test_a_store_that_is_not_installed_is_named(tmp_path, monkeypatch):
+    _without(monkeypatch, plugins.AGENT_STORES, 'rbd')
+    conf, (path,) = load(tmp_path, '[agent]\ninstances_path = %s\n'
+                                   'store = rbd\n' % tmp_path)
+    assert refusal(conf, 'precache-agent') == (
+        "unknown store 'rbd' in [agent] store in %s: valid choices are "
+        "file" % path)
+
+
+@pytest.mark.parametrize('point,section', [
+    (plugins.INVENTORIES, 'inventory'),
+    (plugins.IMAGE_SERVICES, 'image_service'),
+])
+def test_a_conductor_driver_that_is_not_installed_is_named(
+        tmp_path, monkeypatch, point, section):
+    conf, (path,) = load(tmp_path, '[%s]\ndriver = %s\n' % (
+        section, conf_default(section)))
+    _without(monkeypatch, point, conf_default(section))
+    message = refusal(conf, 'precache-conductor')
+    assert message.startswith("unknown %s '%s' in [%s] driver in %s: "
+                              "valid choices are " % (
+                                  point.what, conf_default(section),
+                                  section, path))
+    assert '\n' not in message
+
+
+def conf_default(section: str) -> str:
+    return {'inventory': 'static', 'image_service': 'local'}[section]

@@ -196,8 +196,10 @@ def test_set_job_state_timestamps(store):
     assert failed.seconds >= 0
 
     # A state change without a reason keeps the old one.
-    store.set_job_state(job.id, JobState.DONE)
-    assert store.get_job(job.id).reason == 'inventory gone'
+    other = _job(store)
+    store.set_job_state(other.id, JobState.RUNNING, reason='resumed')
+    store.set_job_state(other.id, JobState.DONE)
+    assert store.get_job(other.id).reason == 'resumed'
 
 
 def test_final_state_without_start(store):
@@ -213,6 +215,7 @@ def test_unfinished_jobs(store):
     done = _job(store)
     other = _job(store, conductor='cond-2')
     store.set_job_state(running.id, JobState.RUNNING)
+    store.set_job_state(done.id, JobState.RUNNING)
     store.set_job_state(done.id, JobState.DONE)
     assert store.unfinished_jobs('cond-1') == [pending.id, running.id]
     assert store.unfinished_jobs('cond-2') == [other.id]
@@ -237,6 +240,7 @@ def test_list_jobs_filters(store):
     a1 = _job(store, aggregate='a')
     b1 = _job(store, aggregate='b')
     a2 = _job(store, aggregate='a')
+    store.set_job_state(a2.id, JobState.RUNNING)
     store.set_job_state(a2.id, JobState.DONE)
     assert [j.id for j in store.list_jobs(aggregate='a')] == [a2.id, a1.id]
     assert [j.id for j in store.list_jobs(state='pending')] == [b1.id,

@@ -35,6 +35,7 @@ def test_dedupe_returns_the_covering_job(store):
     assert _create(store, hosts=[*HOSTS, ('h9', None)]).id != first.id
     assert _create(store, dedupe=False).id != first.id
     # A final job covers nothing.
+    store.set_job_state(first.id, JobState.RUNNING)
     store.set_job_state(first.id, JobState.DONE)
     newest = _create(store, images=IMAGES[1:])
     assert newest.id != first.id
@@ -95,6 +96,7 @@ def test_schedule_claims(store):
     job = _create(store, dedupe=False)
     schedules.finish_claim(name, at, job_id=job.id)
     assert schedules.claim(name, later, 'c2') is Claim.BUSY
+    store.set_job_state(job.id, JobState.RUNNING)
     store.set_job_state(job.id, JobState.DONE)
     assert schedules.claim(name, later, 'c2') is Claim.CLAIMED
     # A failed creation frees the schedule at once; a claim whose

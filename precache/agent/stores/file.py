@@ -1,8 +1,12 @@
-"""Cache stores: where a resident image lives on a host.
+"""Store ``file``: a directory of raw image files in Nova's ``_base`` layout.
 
-The file store keeps Nova's libvirt layout, ``<instances_path>/_base/
+The store keeps Nova's libvirt layout, ``<instances_path>/_base/
 <sha1(image id)>``, and takes the same external lock Nova takes on that
-file, so a boot and a precache never write it at the same time.
+file, so a boot and a precache never write it at the same time. Its sink
+is ``<sha1>.precache.part`` in the same folder, written with holes,
+fsynced and renamed into place; an image Nova keeps raw
+(``force_raw_images``) is written as ``<sha1>.src.precache.part`` and
+converted into the part file before the rename.
 """
 
 from __future__ import annotations
@@ -19,12 +23,10 @@ from collections.abc import Iterator
 from oslo_concurrency import lockutils
 
 from precache import exception, objects
-from precache.agent import convert
-from precache.agent.space import (
-    free_bytes,
-    no_space_reason,
-    not_writable_reason,
-)
+from precache.agent import convert, space
+from precache.agent.space import no_space_reason, not_writable_reason
+from precache.agent.sparse import SparseFile
+from precache.agent.stores import base
 from precache.conf import CONF
 
 LOG = logging.getLogger(__name__)
@@ -57,17 +59,81 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-class FileStore:
+class FileSink(base.Sink):
+    """The part file of one image (see the module doc).
+
+    It is a path-like object too: a tool that takes a path may write it.
+    """
+
+    def __init__(self, store: FileStore, image: objects.ImageSpec) -> None:
+        super().__init__(image)
+        self.store = store
+        #: The installed file; what the backend writes when converted.
+        self.temp_path = store.temp_path(image.id)
+        self.path = self.temp_path
+        if convert.needs_conversion(image):
+            self.path = self.temp_path[:-len(TEMP_SUFFIX)] + '.src' + \
+                TEMP_SUFFIX
+        self._file: SparseFile | None = None
+
+    def __str__(self) -> str:
+        return self.path
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def begin(self, size: int | None) -> None:
+        self.close()
+        self._file = SparseFile(self.path, self.image)
+
+    def write(self, offset: int, data: bytes) -> int:
+        assert self._file is not None
+        return self._file.write(offset, data)
+
+    def finish(self, size: int) -> None:
+        assert self._file is not None
+        self._file.finish(size)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def commit(self, size: int) -> int:
+        """Convert to raw when the store keeps it so (whatever the
+        backend: a qcow2 under Nova's raw ``_base`` name would be booted
+        as raw bytes), then rename into place."""
+        self.close()
+        if self.path != self.temp_path:
+            try:
+                size = convert.to_raw(self.image, self.path, self.temp_path)
+            finally:
+                self.store.discard(self.path)
+        self.store.install(self.image, self.temp_path)
+        return size
+
+    def discard(self) -> None:
+        self.close()
+        self.store.discard(self.path)
+        self.store.discard(self.temp_path)
+
+
+class FileStore(base.Store):
     """A directory of raw image files in Nova's ``_base`` layout."""
 
-    kind = 'file'
+    kind = base.StoreKind.FILE
 
     def __init__(self, instances_path: str | None = None,
-                 lock_path: str | None = None) -> None:
+                 lock_path: str | None = None,
+                 host: str | None = None) -> None:
         # NOTE: the all-in-one mode runs one store per simulated host in a
         # single process, so the paths can be given; else read from CONF.
+        super().__init__(host)
         self._instances_path = instances_path
         self._lock_path = lock_path
+
+    def __str__(self) -> str:
+        return self.base_dir
 
     @property
     def instances_path(self) -> str:
@@ -155,10 +221,20 @@ class FileStore:
                     self.base_dir, errno.EROFS if _read_only(self.base_dir)
                     else errno.EACCES))
 
+    def check_room(self, image: objects.ImageSpec) -> None:
+        """Fail at once, writing nothing, when there is less free space
+        than the image's size (twice that when it is converted to raw:
+        the image as Glance holds it and the raw file exist together).
+        A raw image of holes may need less; a qcow2's raw file may need
+        more (its virtual size, unknown until fetched)."""
+        if image.size is not None:
+            copies = 2 if convert.needs_conversion(image) else 1
+            self.check_space(image, image.size * copies)
+
     def check_space(self, image: objects.ImageSpec, needed: int) -> None:
         """Fail at once, before anything is written, when ``needed`` bytes
         are not free in the cache directory."""
-        free = free_bytes(self.base_dir)
+        free = self.free_bytes()
         if free is not None and needed > free:
             raise exception.CacheStoreError(
                 image=image.id,
@@ -191,6 +267,10 @@ class FileStore:
         except OSError as exc:
             raise exception.CacheStoreError(
                 image=image.id, reason='cannot touch: %s' % exc) from exc
+
+    def open_sink(self, image: objects.ImageSpec) -> FileSink:
+        self.discard(self.temp_path(image.id))
+        return FileSink(self, image)
 
     def install(self, image: objects.ImageSpec, temp_path: str) -> None:
         """Atomically make a verified, fsynced temp file the cached image."""
@@ -227,7 +307,23 @@ class FileStore:
                           'fetch: %s', temp, exc)
         return removed
 
+    def free_bytes(self) -> int | None:
+        return space.free_bytes(self.base_dir)
+
+    def usage(self) -> tuple[int | None, int | None]:
+        """(bytes allocated, files) of the cache directory."""
+        total = count = 0
+        try:
+            with os.scandir(self.base_dir) as entries:
+                for entry in entries:
+                    if entry.is_file(follow_symlinks=False):
+                        total += entry.stat().st_blocks * 512
+                        count += 1
+        except OSError:
+            return None, None
+        return total, count
+
     def describe(self) -> dict[str, object]:
         """What the agent reports about this store."""
-        return {'kind': self.kind, 'path': self.base_dir,
-                'free_bytes': free_bytes(self.base_dir)}
+        return {'kind': self.kind.value, 'path': self.base_dir,
+                'free_bytes': self.free_bytes()}

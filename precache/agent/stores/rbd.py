@@ -1,12 +1,12 @@
-"""The cache store of RBD-backed computes: RBD images in the compute's pool.
+"""Store ``rbd``, for RBD-backed computes: RBD images in the compute's pool.
 
 A resident image is the RBD image ``<image id>`` in ``[rbd_store] pool``
 with a protected snapshot ``snap`` — the layout of Glance's RBD store, so
 ``rbd://<fsid>/<pool>/<image id>/snap`` is a location instances can be
-cloned from. It is built under ``<image id>.precache.part`` (a clone, or a
-verified copy) and renamed into place once its snapshot is protected, so a
-half-made image never carries the final name. Nothing is written to the
-host's ``_base`` folder.
+cloned from. Its sink is a temporary RBD image ``<image id>.<random>.
+precache.part`` (a clone, or a verified sparse copy), renamed into place
+once its snapshot is protected, so a half-made image never carries the
+final name. Nothing is written to the host's ``_base`` folder.
 
 Every compute of a cluster shares the pool, so the per-image lock is a
 RADOS lock in the pool (object ``precache.lock.<image id>``, renewed while
@@ -17,11 +17,9 @@ taken after a per-process thread lock.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import re
-import socket
 import threading
 import time
 import uuid
@@ -30,7 +28,9 @@ from typing import Any
 
 from precache import exception, objects
 from precache.agent import rbd as rbd_mod
-from precache.agent.rbd import clusters
+from precache.agent.rbd import clusters, locations, locks
+from precache.agent.sparse import nonzero_runs
+from precache.agent.stores import base
 from precache.conf import CONF
 from precache.conf import ceph as ceph_conf
 
@@ -39,12 +39,10 @@ LOG = logging.getLogger(__name__)
 TEMP_SUFFIX = '.precache.part'
 SNAPSHOT = 'snap'
 LOCK_OBJECT_PREFIX = 'precache.lock.'
-LOCK_NAME = 'precache'
 #: Image metadata: when precache made it resident, last confirmed it.
 STAMP_CACHED = 'precache.cached_at'
 STAMP_TOUCHED = 'precache.touched_at'
 STAMP_SOURCE = 'precache.source'
-_LOCK_FLAG_RENEW = 0x1   # LIBRADOS_LOCK_FLAG_RENEW
 
 _UUID = re.compile(r'^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-'
                    r'[0-9a-f]{12}$')
@@ -53,75 +51,102 @@ _thread_locks: dict[tuple[str, str, str], threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
 
 
-@dataclasses.dataclass
-class RbdTarget:
-    """Where a backend builds an image for this store: a temporary RBD
-    image name in the store's pool (what FileStore calls its temp path)."""
+#: The disk formats the store holds: instances boot from clones as raw.
+RAW_FORMATS = (None, 'raw')
 
-    cluster: clusters.Cluster
-    pool: str
-    name: str
-    image_id: str
+
+class RbdSink(base.Sink):
+    """A temporary RBD image in the store's pool, written at offsets from
+    several threads (librbd serialises what it must), or a clone.
+
+    librbd errors are left to the backend, which translates them with
+    its own words (see :func:`precache.agent.rbd.translate_rbd_errors`).
+    """
+
+    def __init__(self, store: RbdStore, image: objects.ImageSpec,
+                 name: str) -> None:
+        super().__init__(image)
+        self.store = store
+        self.cluster = store.cluster
+        self.pool = store.pool
+        self.name = name
+        self._stack = contextlib.ExitStack()
+        self._image: Any = None
 
     def __str__(self) -> str:
         return 'rbd:%s/%s/%s' % (self.cluster.name, self.pool, self.name)
 
+    def begin(self, size: int | None) -> None:
+        if size is None:
+            raise exception.CacheStoreError(
+                image=self.image.id, reason='the rbd store needs the size '
+                'of an image before writing it')
+        self._start_over()
+        rbd = rbd_mod.rbd
+        ioctx = self._stack.enter_context(self.cluster.ioctx(self.pool))
+        rbd.RBD().create(ioctx, self.name, size, old_format=False)
+        self._image = self._stack.enter_context(rbd.Image(ioctx, self.name))
 
-class _HeldLock:
-    """A RADOS lock held on one object, renewed by a timer thread."""
+    def write(self, offset: int, data: bytes) -> int:
+        view = memoryview(data)
+        written = 0
+        for start, end in nonzero_runs(data):
+            chunk = bytes(view[start:end]) if end - start != len(data) \
+                else data
+            self._image.write(chunk, offset + start)
+            written += end - start
+        return written
 
-    def __init__(self, ioctx: Any, key: str, cookie: str,
-                 lease: int) -> None:
-        self.ioctx = ioctx
-        self.key = key
-        self.cookie = cookie
-        self.lease = lease
-        self.lost: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._renew, daemon=True,
-                                        name='rbd-lock-renew')
+    def finish(self, size: int) -> None:
+        self._image.flush()
 
-    def try_acquire(self) -> bool:
-        try:
-            self.ioctx.lock_exclusive(self.key, LOCK_NAME, self.cookie,
-                                      desc='precache fetch',
-                                      duration=self.lease)
-        except rbd_mod.rados.ObjectBusy:
-            return False
-        self._thread.start()
-        return True
+    def close(self) -> None:
+        self._image = None
+        self._stack.close()
 
-    def _renew(self) -> None:
-        while not self._stop.wait(self.lease / 3):
-            try:
-                self.ioctx.lock_exclusive(
-                    self.key, LOCK_NAME, self.cookie, desc='precache fetch',
-                    duration=self.lease, flags=_LOCK_FLAG_RENEW)
-            except Exception as exc:  # noqa: BLE001 - recorded
-                self.lost = 'lost the lock %s: %s' % (
-                    self.key, rbd_mod.describe(exc))
-                LOG.warning('%s', self.lost)
-                return
+    def clone_from(self, location: locations.RbdLocation) -> int:
+        """A copy-on-write clone of a snapshot of the store's cluster."""
+        rbd = rbd_mod.rbd
+        self._start_over()
+        with self.cluster.ioctx(location.pool) as source_ioctx, \
+                self.cluster.ioctx(self.pool) as target_ioctx:
+            rbd.RBD().clone(source_ioctx, location.image, location.snapshot,
+                            target_ioctx, self.name)
+            with rbd.Image(target_ioctx, self.name,
+                           read_only=True) as clone:
+                return int(clone.size())
 
-    def release(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        with contextlib.suppress(Exception):
-            self.ioctx.unlock(self.key, LOCK_NAME, self.cookie)
+    def interrupted(self) -> str | None:
+        return self.store.lock_lost(self.image.id)
+
+    def commit(self, size: int) -> int:
+        self.close()
+        self.store.install(self.image, self.name)
+        return size
+
+    def discard(self) -> None:
+        self.close()
+        self.store.remove_temporary(self.image.id, self.name)
+
+    def _start_over(self) -> None:
+        self.close()
+        self.store.remove_temporary(self.image.id, self.name)
 
 
-class RbdStore:
+class RbdStore(base.Store):
     """The images of an RBD-backed compute: see the module doc."""
 
-    kind = 'rbd'
+    kind = base.StoreKind.RBD
 
     def __init__(self, cluster: str | None = None, pool: str | None = None,
                  host: str | None = None) -> None:
+        super().__init__(host)
         self._cluster_name = cluster
         self._pool = pool
-        self.host = host or CONF.host or socket.gethostname()
-        self._held: dict[str, _HeldLock] = {}
+        self._held: dict[str, locks.HeldLock] = {}
+
+    def __str__(self) -> str:
+        return self.base_dir
 
     # -- where --
 
@@ -146,7 +171,7 @@ class RbdStore:
     def name(self, image_id: str) -> str:
         return image_id
 
-    def temp_path(self, image_id: str) -> RbdTarget:
+    def temp_name(self, image_id: str) -> str:
         """A new temporary name, ``<image id>.<random>.precache.part``.
 
         New for each fetch: the leftover of an agent killed mid-copy stays
@@ -154,8 +179,36 @@ class RbdStore:
         (osd_client_watch_timeout), and librbd cannot remove it until
         then; a fresh name lets the next fetch start at once.
         """
-        return RbdTarget(self.cluster, self.pool, '%s.%s%s' % (
-            image_id, uuid.uuid4().hex[:12], TEMP_SUFFIX), image_id)
+        return '%s.%s%s' % (image_id, uuid.uuid4().hex[:12], TEMP_SUFFIX)
+
+    def open_sink(self, image: objects.ImageSpec) -> RbdSink:
+        sink = RbdSink(self, image, self.temp_name(image.id))
+        self.remove_temporary(image.id, sink.name)
+        return sink
+
+    def check_room(self, image: objects.ImageSpec) -> None:
+        """Not checked: librbd gives no free space of a pool (the pool's
+        MAX AVAIL needs a monitor command)."""
+
+    def unsupported_reason(self, image: objects.ImageSpec) -> str | None:
+        if image.disk_format not in RAW_FORMATS:
+            return ('disk_format is %s: the rbd store holds raw images '
+                    'only' % image.disk_format)
+        return None
+
+    def clone_sources(self, candidates: list[locations.RbdLocation]
+                      ) -> tuple[list[locations.RbdLocation], str | None]:
+        """The locations on this store's cluster."""
+        try:
+            fsid = self.cluster.fsid()
+        except exception.BackendError as exc:
+            return [], 'store cluster unusable: %s' % exc.kwargs.get(
+                'reason', exc)
+        same = [loc for loc in candidates if loc.fsid.lower() == fsid]
+        if not same:
+            return [], ('no location on the store\'s cluster %s (fsid %s)'
+                        % (self.cluster.name, fsid))
+        return same, None
 
     def location(self, image_id: str) -> str:
         """The RBD location of the cached image (for Glance or Nova)."""
@@ -199,9 +252,9 @@ class RbdStore:
             with self._translate(image_id, 'locking'):
                 # NOTE: the I/O context stays open while the lock is held.
                 ioctx = stack.enter_context(self.cluster.ioctx(self.pool))
-                held = _HeldLock(ioctx, LOCK_OBJECT_PREFIX + image_id,
-                                 '%s:%d' % (self.host, os.getpid()),
-                                 CONF.rbd_store.lock_lease)
+                held = locks.HeldLock(ioctx, LOCK_OBJECT_PREFIX + image_id,
+                                      self._cookie(),
+                                      CONF.rbd_store.lock_lease)
                 self._acquire(image_id, held)
             self._held[image_id] = held
             try:
@@ -210,8 +263,11 @@ class RbdStore:
                 self._held.pop(image_id, None)
                 held.release()
 
+    def _cookie(self) -> str:
+        return '%s:%d' % (self.host, os.getpid())
+
     @staticmethod
-    def _acquire(image_id: str, held: _HeldLock) -> None:
+    def _acquire(image_id: str, held: locks.HeldLock) -> None:
         started = time.monotonic()
         delay, logged = 0.05, 0.0
         while not held.try_acquire():
@@ -281,13 +337,13 @@ class RbdStore:
             with rbd_mod.rbd.Image(ioctx, self.name(image.id)) as rbd_image:
                 rbd_image.metadata_set(STAMP_TOUCHED, _now())
 
-    def install(self, image: objects.ImageSpec, target: RbdTarget) -> None:
+    def install(self, image: objects.ImageSpec, temp_name: str) -> None:
         """Snapshot and protect the temporary image, rename it into place."""
         self._check_lock(image.id)
         rbd = rbd_mod.rbd
         final = self.name(image.id)
-        with self._ioctx(image.id, 'installing %s' % target.name) as ioctx:
-            with rbd.Image(ioctx, target.name) as rbd_image:
+        with self._ioctx(image.id, 'installing %s' % temp_name) as ioctx:
+            with rbd.Image(ioctx, temp_name) as rbd_image:
                 now = _now()
                 rbd_image.metadata_set(STAMP_CACHED, now)
                 rbd_image.metadata_set(STAMP_TOUCHED, now)
@@ -298,33 +354,33 @@ class RbdStore:
                     rbd_image.protect_snap(SNAPSHOT)
             self._check_lock(image.id)
             try:
-                rbd.RBD().rename(ioctx, target.name, final)
+                rbd.RBD().rename(ioctx, temp_name, final)
             except rbd.ImageExists:
                 # NOTE: a leftover that is not resident (no protected
                 # snapshot, wrong size): replace it, unless in use.
                 LOG.warning('Replacing RBD image %s/%s, which is not a '
                             'complete cached image', self.pool, final)
                 _remove_image(ioctx, final)
-                rbd.RBD().rename(ioctx, target.name, final)
+                rbd.RBD().rename(ioctx, temp_name, final)
 
-    def discard(self, target: RbdTarget) -> None:
+    def remove_temporary(self, image_id: str, temp_name: str) -> None:
         """Remove a temporary image, if any, and the abandoned leftovers
         of earlier fetches of the same image (the caller holds its lock).
         Never raises: what cannot be removed now is removed later."""
         if rbd_mod.unavailable_reason():
             return
         try:
-            with self._ioctx(target.image_id, 'removing %s' % target.name) \
-                    as ioctx:
-                _remove_image(ioctx, target.name)
+            with self._ioctx(image_id, 'removing %s' % temp_name) as ioctx:
+                _remove_image(ioctx, temp_name)
                 for name in rbd_mod.rbd.RBD().list(ioctx):
-                    if name != target.name and \
-                            temp_image_id(name) == target.image_id:
+                    if name != temp_name and \
+                            temp_image_id(name) == image_id:
                         if _remove_if_abandoned(ioctx, name):
                             LOG.warning('Removed %s, left by an '
                                         'interrupted fetch', name)
         except exception.PrecacheException as exc:
-            LOG.warning('Could not remove %s: %s', target, exc)
+            LOG.warning('Could not remove rbd:%s/%s/%s: %s',
+                        self.cluster_name, self.pool, temp_name, exc)
 
     def remove_stale_temp_files(self) -> list[str]:
         """Remove temporary images whose lock nobody holds (agents that
@@ -339,9 +395,9 @@ class RbdStore:
                     image_id = temp_image_id(name)
                     if image_id is None:
                         continue
-                    held = _HeldLock(ioctx, LOCK_OBJECT_PREFIX + image_id,
-                                     '%s:%d' % (self.host, os.getpid()),
-                                     CONF.rbd_store.lock_lease)
+                    held = locks.HeldLock(
+                        ioctx, LOCK_OBJECT_PREFIX + image_id, self._cookie(),
+                        CONF.rbd_store.lock_lease)
                     if not held.try_acquire():
                         continue   # being built by another agent
                     try:
@@ -373,7 +429,7 @@ class RbdStore:
             cluster: clusters.Cluster | None = self.cluster
         except exception.BackendError:
             cluster = None
-        return {'kind': self.kind, 'pool': self.pool,
+        return {'kind': self.kind.value, 'pool': self.pool,
                 'cluster': cluster.name if cluster else None,
                 'fsid': cluster.known_fsid if cluster else None}
 

@@ -1,0 +1,203 @@
+"""One job running in this conductor: its hosts, its stop, its end.
+
+:class:`~precache.conductor.jobs.JobRunner` accepts, cancels and resumes
+jobs and owns what they all share (:class:`Shared`: the store, the slot
+limiter, the recorder, the start lock). When it starts a job it makes a
+:class:`JobRun` and registers it by job id under the start lock, so a
+cancel finds either a job not started or its run. The run holds that
+job's state — its stop event, maintenance window, images, whether it was
+resumed, whether a cancel is under way — and everything reports to it:
+the fan-out asks it to start each host (:meth:`JobRun.start_host`) and
+to record a host that failed outside its call
+(:meth:`JobRun.host_failed`); the recorder tells it that a cancel made
+elsewhere took a host's claim (:meth:`JobRun.claim_lost`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+
+from precache import objects, states
+from precache.conductor import fanout, hostcall, windows
+from precache.conductor.hostcall import HostCaller
+from precache.conductor.inventory import Inventory
+from precache.conductor.recorder import Recorder
+from precache.db.api import JobStore
+from precache.notifications import JobNotifier
+
+LOG = logging.getLogger(__name__)
+
+State = objects.HostImageState
+JobState = objects.JobState
+
+
+@dataclasses.dataclass(frozen=True)
+class Shared:
+    """What every job run of one conductor shares."""
+
+    store: JobStore
+    inventory: Inventory
+    caller: HostCaller
+    limiter: fanout.Limiter
+    recorder: Recorder
+    notifier: JobNotifier
+    #: A cancel and the start of a host exclude each other here: a host
+    #: either starts (its claim queued before the cancel writes) or is
+    #: left for the cancel to skip.
+    start_lock: threading.Lock
+    #: Set when the conductor stops: no job starts another host.
+    stopping: threading.Event
+    clock: windows.Clock = objects.utcnow
+
+
+class JobRun:
+    """One running job; see the module docstring."""
+
+    def __init__(self, shared: Shared, job_id: str, resumed: bool) -> None:
+        self.shared = shared
+        self.job_id = job_id
+        #: Running before this conductor took it up (a restart).
+        self.resumed = resumed
+        #: Set by a cancel, a lost claim or the conductor stopping.
+        self.stop = threading.Event()
+        #: A cancel is under way: start no host (under the start lock).
+        self.cancelling = False
+        self.window = windows.Window(None, shared.clock)
+        self.images: list[objects.ImageSpec] = []
+        self.job: objects.Job | None = None
+
+    # -- what the fan-out and the recorder report ---------------------------
+
+    def start_host(self, host: str, cell: str | None) -> None:
+        """Claim the host and call it; its results are queued."""
+        if self.window.closed():
+            # NOTE: the slot was taken just before the deadline; the host
+            # is not claimed, so end() skips it with the others left.
+            self.shared.store.skip_hosts(
+                self.job_id, [host], states.SkipReason.WINDOW_CLOSED.value)
+            return
+        with self.shared.start_lock:
+            if self.cancelling:
+                return  # NOTE: the cancel skips its rows.
+            self.shared.recorder.claim(self.job_id, host)
+        assert self.job is not None
+        self._record(self.shared.caller.cache_images(
+            self.job, self.images, host, cell, self.window))
+
+    def host_failed(self, host: str, cell: str | None,
+                    exc: BaseException) -> None:
+        """Record what :meth:`start_host` raised as the host's error."""
+        self._record(hostcall.results_for(
+            host, cell, self.images, State.ERROR,
+            states.ErrorReason.INTERNAL.detail(exc)))
+
+    def claim_lost(self, host: str) -> None:
+        """A cancel made elsewhere skipped ``host`` as its call started."""
+        self.stop_starting()
+
+    # -- stopping -------------------------------------------------------------
+
+    def halt(self) -> None:
+        """Take no more hosts, and wake the fan-out waiting for a slot."""
+        self.stop.set()
+        self.shared.limiter.wake()
+
+    def stop_starting(self) -> None:
+        """Start no more hosts: those in flight finish, as on a cancel."""
+        with self.shared.start_lock:
+            self.cancelling = True
+        self.halt()
+
+    def cancel_requested(self) -> bool:
+        """Whether the job's recorded reason is a cancel, from anywhere."""
+        job = self.shared.store.get_job(self.job_id, with_results=False)
+        return states.JobReason.of(job.reason) is states.JobReason.CANCELLED
+
+    # -- the run --------------------------------------------------------------
+
+    def fan_out(self) -> list[str]:
+        """Work on the job's unfinished hosts; the hosts never started."""
+        shared = self.shared
+        if shared.stopping.is_set():
+            self.stop.set()
+        job = self.job = shared.store.get_job(self.job_id)
+        self.window = windows.Window(windows.deadline_of(job.options),
+                                     shared.clock)
+        shared.notifier.job_started(
+            job, lambda: shared.inventory.get_aggregate(job.aggregate),
+            self.resumed)
+        self.images = shared.store.get_images(job.id)
+        todo: dict[str, str | None] = {}
+        for result in job.results or []:
+            if not result.state.is_final:
+                todo.setdefault(result.host, result.cell)
+        slots = fanout.JobSlots(
+            max_hosts=job.options.get('max_concurrent_hosts'),
+            max_hosts_per_cell=job.options.get(
+                'max_concurrent_hosts_per_cell'))
+        return fanout.run(list(todo.items()), self, shared.limiter, slots,
+                          self.stop, self.window)
+
+    def end(self, left: list[str], started: float) -> None:
+        """After the fan-out: expire, pause or finish the job.
+
+        ``left``: the hosts never started; ``started``: time.monotonic()
+        when the run began.
+        """
+        shared = self.shared
+        shared.recorder.flush(self.job_id)
+        if left and self.window.closed() and not self.cancel_requested():
+            skipped = shared.store.skip_hosts(
+                self.job_id, left, states.SkipReason.WINDOW_CLOSED.value)
+            LOG.warning('Job %(job)s: window closed at %(deadline)s; '
+                        '%(left)d host(s) not started (%(rows)d host '
+                        'image(s) skipped)',
+                        {'job': self.job_id, 'left': len(left),
+                         'rows': skipped, 'deadline': self.window.deadline})
+            left = []
+        if left and not self.cancel_requested():
+            LOG.warning('Job %(job)s: conductor stopping, %(left)d host(s) '
+                        'not started; the job resumes at next start',
+                        {'job': self.job_id, 'left': len(left)})
+            shared.notifier.job_paused(self.job_id)
+            return
+        self._finish(time.monotonic() - started)
+
+    def _finish(self, seconds: float) -> None:
+        store, job_id = self.shared.store, self.job_id
+        job = store.get_job(job_id)
+        note = ''
+        if self.cancel_requested():
+            final, note = JobState.CANCELLED, states.JobReason.CANCELLED
+        elif any(r.state is State.SKIPPED and states.SkipReason.of(r.reason)
+                 is states.SkipReason.WINDOW_CLOSED
+                 for r in job.results or []):
+            final = JobState.EXPIRED
+            note = states.JobReason.WINDOW_CLOSED
+        else:
+            final = JobState.DONE
+        # NOTE: a cancel that found no host in flight already ended it.
+        store.set_job_state(
+            job_id, final, reason=states.JobReason.WINDOW_CLOSED.value
+            if final is JobState.EXPIRED else None,
+            only_from=states.job_sources(final, states.JobEvent.FINISH))
+        job = store.get_job(job_id)
+        self.shared.notifier.job_ended(job, seconds)
+        LOG.info('Job %(job)s: %(summary)s in %(secs).1fs%(note)s',
+                 {'job': job_id, 'summary': objects.summary_text(job.counts),
+                  'secs': seconds, 'note': ' (%s)' % note if note else ''})
+        failed: dict[str, int] = {}
+        for result in job.results or []:
+            if result.state is State.ERROR:
+                failed[result.image_id] = failed.get(result.image_id, 0) + 1
+        for image_id, count in sorted(failed.items()):
+            LOG.warning('Job %(job)s: image %(image)s failed on %(n)d '
+                        'host(s)', {'job': job_id, 'image': image_id,
+                                    'n': count})
+
+    def _record(self, results: list[objects.HostImageResult]) -> None:
+        """Queue a host's results; the host's slot is free at once."""
+        self.shared.recorder.put(self.job_id, results)

@@ -88,7 +88,7 @@ def test_client_request_id_is_in_conductor_and_agent_lines(noauth, world,
                     'Job %s accepted' % job.id)
     # The job's own thread and the agent: the job's id, the client's.
     assert _eventually(lambda: lines.of(
-        'precache.conductor.jobs', '[%s %s ' % (client_id, job.id),
+        'precache.conductor', '[%s %s ' % (client_id, job.id),
         'Job %s: 1 cached' % job.id))
     assert lines.of('precache.agent.manager', '[%s %s ' % (client_id, job.id),
                     'RPC cache_images called for 1 image')

@@ -18,7 +18,7 @@ from typing import Any
 
 from oslo_utils import uuidutils
 
-from precache import exception, notifications, objects, states
+from precache import context, exception, notifications, objects, states
 from precache.agent.rpcapi import AgentAPI
 from precache.clients.images import ImageService
 from precache.conductor import fanout, windows
@@ -167,16 +167,16 @@ class JobRunner:
             conductor=self.conductor_host, request_id=request_id,
             dedupe=bool(options.get('dedupe')))
         if job.id != job_id:
-            LOG.info('[req %(req)s] Job %(job)s (%(state)s) already covers '
+            LOG.info('Job %(job)s (%(state)s) already covers '
                      '%(images)d image(s) on %(hosts)d host(s) of aggregate '
                      '%(agg)s; no new job', {
-                         'req': request_id, 'job': job.id,
+                         'job': job.id,
                          'state': job.state.value, 'images': len(images),
                          'hosts': len(hosts), 'agg': aggregate.name})
             return job
-        LOG.info('[req %(req)s] Job %(job)s accepted: %(images)d image(s) '
+        LOG.info('Job %(job)s accepted: %(images)d image(s) '
                  'on %(hosts)d host(s) of aggregate %(agg)s',
-                 {'req': request_id, 'job': job.id, 'images': len(images),
+                 {'job': job.id, 'images': len(images),
                   'hosts': len(hosts), 'agg': aggregate.name})
         self.submit(job.id)
         return job
@@ -299,6 +299,9 @@ class JobRunner:
             run = self._runs.setdefault(
                 job_id, JobRun(self._shared(), job_id, resumed))
         try:
+            # NOTE: this thread logs under the job's ids from now on.
+            context.for_job(job_id, self.store.get_job(
+                job_id, with_results=False).request_id)
             left = run.fan_out()
         finally:
             with self._start_lock:

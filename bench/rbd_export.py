@@ -163,8 +163,11 @@ def child(args: dict[str, Any]) -> None:
     start = time.monotonic()
     result = cache.ensure(spec)
     seconds = time.monotonic() - start
+    path = cache.store.path(spec.id)
     print(json.dumps({
         'seconds': seconds, 'state': result.state.value,
+        'allocated': os.stat(path).st_blocks * 512
+        if os.path.exists(path) else 0,
         'reason': result.reason, 'baseline_rss_mb': baseline,
         'peak_rss_mb': _peak_rss_mb(),
         'path': cache.store.path(spec.id)}))

@@ -112,6 +112,7 @@ def child(args: dict[str, Any]) -> None:
 
     cache = ImageCache('bench', FileStore(), [GlanceHTTPBackend()])
     cache.start()
+    service.freeze_startup_objects()  # as precache-agent does
     spec = objects.ImageSpec.from_dict(args['image'])
     start = time.monotonic()
     result = cache.ensure(spec)

@@ -158,6 +158,7 @@ def child(args: dict[str, Any]) -> None:
     cache = ImageCache('bench', FileStore(),
                        [RbdExportBackend(verify=args['verify'])])
     cache.start()
+    service.freeze_startup_objects()  # as precache-agent does
     spec = objects.ImageSpec.from_dict(args['image'])
     baseline = _rss_mb()
     start = time.monotonic()

@@ -170,8 +170,10 @@ def test_glance_http_keeps_the_holes_rbd_export_keeps(
     paths = [cache.store.path(image['id']) for cache in (exported,
                                                           downloaded)]
     assert sha512_file(paths[1]) == hashlib.sha512(data).hexdigest()
-    # the 8 MiB zero run is a hole in both, found per 64 KiB block
-    assert allocated_bytes(paths[1]) == allocated_bytes(paths[0])
+    # the 8 MiB zero run is a hole in both, found per 64 KiB block (the
+    # file system may add a block of its own to either)
+    assert abs(allocated_bytes(paths[1]) - allocated_bytes(paths[0])) <= \
+        64 * 1024
     assert allocated_bytes(paths[1]) <= 12 * MiB + MiB
 
 

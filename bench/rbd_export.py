@@ -21,6 +21,14 @@ run, on the 2 GiB image (best of ``--repeat`` rounds, rounds interleaved):
 (d)  sha512 of the image's logical bytes in one thread (Python's hashlib,
      from the page cache): the hash's limit.
 
+Every measure starts after a ``sync``, so none pays for the writeback of
+the one before (``rbd export`` leaves its whole file dirty). Beside the
+times it prints the CPU model, the hash speed of one thread, and the
+CPU-seconds of (b), (b') and (d): those of the agent's process plus those
+of the cluster's daemons (on 2 cores the OSD and the client share the
+CPU the hash needs). The limit a verified export can reach counts CPU as
+well as time: ``max((c), (d), (b'), (CPU-s (b') + CPU-s (d)) / cores)``.
+
 The agent's peak RSS (``ru_maxrss`` of the exporting process, imports
 included) is measured for a 1 GiB and a 4 GiB image too, to show it is
 flat in the image size.
@@ -28,8 +36,9 @@ flat in the image size.
 Usage: ``python bench/rbd_export.py [--size-mib 2048] [--repeat 3]
 [--store memstore|bluestore]``. The
 last line is ``verified_vs_cli_sha512=<(a')/(b)> unverified_vs_rbd_cli=
-<(a)/(b')> verified_vs_limit=<max(c,d)/(b)> peak_rss_mb=<z>``. Not a
-test: nothing here asserts a timing.
+<(a)/(b')> unverified_vs_rbd_cli_sync=<((a) + sync)/(b')>
+verified_vs_limit=<limit/(b)> peak_rss_mb=<z>``. Not a test: nothing here
+asserts a timing.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ import hashlib
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -132,8 +142,6 @@ def make_image(conf: str, size: int, seed: int) -> dict[str, Any]:
 
 def child(args: dict[str, Any]) -> None:
     """Export one image the way the agent does; print JSON."""
-    import resource
-
     from precache import objects, service
     from precache.conf import CONF
 
@@ -150,17 +158,31 @@ def child(args: dict[str, Any]) -> None:
     cache = ImageCache('bench', FileStore(),
                        [RbdExportBackend(verify=args['verify'])])
     cache.start()
+    service.freeze_startup_objects()  # as precache-agent does
     spec = objects.ImageSpec.from_dict(args['image'])
     baseline = _rss_mb()
     start = time.monotonic()
     result = cache.ensure(spec)
     seconds = time.monotonic() - start
+    path = cache.store.path(spec.id)
     print(json.dumps({
         'seconds': seconds, 'state': result.state.value,
+        'allocated': os.stat(path).st_blocks * 512
+        if os.path.exists(path) else 0,
         'reason': result.reason, 'baseline_rss_mb': baseline,
-        'peak_rss_mb': resource.getrusage(
-            resource.RUSAGE_SELF).ru_maxrss / 1024,
+        'peak_rss_mb': _peak_rss_mb(),
         'path': cache.store.path(spec.id)}))
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS: ``VmHWM``, whose mark starts at the exec
+    (``ru_maxrss`` keeps the parent's peak across fork and exec, which
+    made every export as large as the bench itself)."""
+    with open('/proc/self/status') as stream:
+        for line in stream:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def _rss_mb() -> float:
@@ -169,9 +191,38 @@ def _rss_mb() -> float:
             / MiB
 
 
+def daemons_cpu(cluster: str) -> float:
+    """CPU-seconds used so far by the cluster's daemons (OSD, monitor)."""
+    total = 0.0
+    run_dir = os.path.join(cluster, 'run')
+    for name in os.listdir(run_dir):
+        if not name.endswith('.pid'):
+            continue
+        with open(os.path.join(run_dir, name)) as stream:
+            pid = stream.read().strip()
+        try:
+            with open('/proc/%s/stat' % pid) as stream:
+                fields = stream.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / \
+            os.sysconf('SC_CLK_TCK')
+    return total
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def precache_export(conf: str, image: dict[str, Any], folder: str,
-                    verify: bool) -> dict[str, Any]:
+                    verify: bool, cluster: str | None = None
+                    ) -> dict[str, Any]:
+    """The agent's export in a fresh process; its report, with
+    ``cpu_seconds``: the process's and (given ``cluster``) the daemons'."""
     instances = tempfile.mkdtemp(prefix='instances-', dir=folder)
+    os.sync()
+    cpu = children_cpu() + (daemons_cpu(cluster) if cluster else 0.0)
     try:
         done = subprocess.run(
             [sys.executable, os.path.abspath(__file__), '--child',
@@ -182,6 +233,8 @@ def precache_export(conf: str, image: dict[str, Any], folder: str,
         if done.returncode:
             raise RuntimeError('export failed: %s' % done.stderr[-2000:])
         report = json.loads(done.stdout.splitlines()[-1])
+        report['cpu_seconds'] = children_cpu() + (
+            daemons_cpu(cluster) if cluster else 0.0) - cpu
         if report['state'] != 'cached':
             raise RuntimeError('export failed: %s' % report['reason'])
         return report
@@ -192,22 +245,44 @@ def precache_export(conf: str, image: dict[str, Any], folder: str,
 # -- the references -------------------------------------------------------
 
 
-def timed(argv: list[str]) -> float:
+def timed(argv: list[str], sync: bool = True) -> float:
+    """Seconds of ``argv``, after a ``sync`` (unless told not to)."""
+    if sync:
+        os.sync()
     start = time.monotonic()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, env=_env(), timeout=900)
     return time.monotonic() - start
 
 
-def sha512_one_thread(path: str) -> float:
+def sha512_one_thread(path: str) -> tuple[float, float]:
+    """Seconds and CPU-seconds of the sha512 of ``path``."""
     digest = hashlib.sha512()
     buffer = bytearray(8 * MiB)
     view = memoryview(buffer)
-    start = time.monotonic()
+    start, cpu = time.monotonic(), time.process_time()
     with open(path, 'rb', buffering=0) as stream:
         while count := stream.readinto(buffer):
             digest.update(view[:count])
-    return time.monotonic() - start
+    return time.monotonic() - start, time.process_time() - cpu
+
+
+def hash_speed() -> float:
+    """MiB/s of sha512 in one thread, from memory."""
+    data = random.Random(0).randbytes(64 * MiB)
+    digest = hashlib.sha512()
+    start = time.process_time()
+    for _ in range(8):
+        digest.update(data)
+    return 8 * 64 / (time.process_time() - start)
+
+
+def cpu_model() -> str:
+    with open('/proc/cpuinfo') as stream:
+        for line in stream:
+            if line.startswith('model name'):
+                return line.split(':', 1)[1].strip()
+    return 'unknown'
 
 
 def warm(path: str) -> None:
@@ -228,12 +303,13 @@ def run(args: argparse.Namespace, folder: str) -> None:
     conf = dict(line.split('=', 1) for line in
                 started.stdout.splitlines())['CEPH_CONF']
     try:
-        measure(args, folder, conf)
+        measure(args, folder, conf, cluster)
     finally:
         subprocess.run([SCRIPT, 'stop', cluster], check=False, env=_env())
 
 
-def measure(args: argparse.Namespace, folder: str, conf: str) -> None:
+def measure(args: argparse.Namespace, folder: str, conf: str,
+            cluster: str) -> None:
     print('Writing images (%d MiB, 1 GiB, 4 GiB) ...' % args.size_mib,
           flush=True)
     image = make_image(conf, args.size_mib * MiB, seed=1)
@@ -243,6 +319,7 @@ def measure(args: argparse.Namespace, folder: str, conf: str) -> None:
     rbd_export = ['rbd', '--conf', conf, 'export', '--no-progress',
                   '--pool', 'images', spec, out]
     best: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     rss: dict[str, float] = {}
 
     last: dict[str, float] = {}
@@ -261,19 +338,25 @@ def measure(args: argparse.Namespace, folder: str, conf: str) -> None:
             if os.path.exists(path):
                 os.unlink(path)
         keep('a', timed(rbd_export))
-        keep('a+s', timed(['sync', out]) + best_last('a'))
+        keep('a+s', timed(['sync', out], sync=False) + best_last('a'))
         os.unlink(out)
-        keep("a'", timed(rbd_export) + timed(['sha512sum', out]))
-        report = precache_export(conf, image, folder, verify=True)
-        keep('b', report['seconds'])
-        rss['%d MiB image, verified' % args.size_mib] = report['peak_rss_mb']
-        report = precache_export(conf, image, folder, verify=False)
-        keep("b'", report['seconds'])
-        rss['%d MiB image, not verified' % args.size_mib] = \
-            report['peak_rss_mb']
+        keep("a'", timed(rbd_export) + timed(['sha512sum', out],
+                                             sync=False))
+        for key, verify in (('b', True), ("b'", False)):
+            report = precache_export(conf, image, folder, verify=verify,
+                                     cluster=cluster)
+            keep(key, report['seconds'])
+            cpu[key] = min(report['cpu_seconds'],
+                           cpu.get(key, report['cpu_seconds']))
+            rss['%d MiB image, %s' % (args.size_mib, 'verified' if verify
+                                      else 'not verified')] = \
+                report['peak_rss_mb']
         warm(out)
-        keep('c', timed(['cp', out, copy]) + timed(['sync', copy]))
-        keep('d', sha512_one_thread(out))
+        keep('c', timed(['cp', out, copy]) + timed(['sync', copy],
+                                                   sync=False))
+        seconds, cpu_seconds = sha512_one_thread(out)
+        keep('d', seconds)
+        cpu['d'] = min(cpu_seconds, cpu.get('d', cpu_seconds))
 
     delete_image(conf, image['id'])
     for label, mib, seed in (('1 GiB', 1024, 2), ('4 GiB', 4096, 3)):
@@ -301,12 +384,24 @@ def measure(args: argparse.Namespace, folder: str, conf: str) -> None:
     print()
     print('Peak RSS of the exporting agent process (MB): %s' % ', '.join(
         '%s %.0f' % (k, v) for k, v in rss.items()))
-    verified = best["a'"] / best['b']
-    unverified = best['a'] / best["b'"]
-    limit = max(best['c'], best['d']) / best['b']
+    cores = os.cpu_count() or 1
+    limit = max(best['c'], best['d'], best["b'"],
+                (cpu["b'"] + cpu['d']) / cores)
+    print('CPU: %s, %d cores; sha512 in one thread %.0f MiB/s; load '
+          'average %s' % (cpu_model(), cores, hash_speed(),
+                          ' '.join('%.2f' % x for x in os.getloadavg())))
+    print("CPU-seconds (agent process + Ceph daemons): (b) %.2f, "
+          "(b') %.2f; (d) %.2f" % (cpu['b'], cpu["b'"], cpu['d']))
+    print("limit = max((c), (d), (b'), (CPU-s (b') + CPU-s (d)) / %d) = "
+          "max(%.2f, %.2f, %.2f, %.2f) = %.2f s"
+          % (cores, best['c'], best['d'], best["b'"],
+             (cpu["b'"] + cpu['d']) / cores, limit))
     print('verified_vs_cli_sha512=%.2f unverified_vs_rbd_cli=%.2f '
-          'verified_vs_limit=%.2f peak_rss_mb=%.0f'
-          % (verified, unverified, limit, max(rss.values())))
+          'unverified_vs_rbd_cli_sync=%.2f verified_vs_limit=%.2f '
+          'peak_rss_mb=%.0f'
+          % (best["a'"] / best['b'], best['a'] / best["b'"],
+             best['a+s'] / best["b'"], limit / best['b'],
+             max(rss.values())))
 
 
 def main() -> None:

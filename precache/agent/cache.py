@@ -98,7 +98,7 @@ class ImageCache:
                 self.store.check_room(image)
             attempted = True
             try:
-                result.bytes = self._fetch(backend, image)
+                self._fetch(backend, image, result)
             except exception.CacheStoreError:
                 raise  # a full or read-only cache: no backend can help
             except exception.BackendError as exc:
@@ -113,10 +113,14 @@ class ImageCache:
         result.state = State.ERROR if attempted else State.UNSUPPORTED
         result.reason = '; '.join(reasons) or 'no backend enabled'
 
-    def _fetch(self, backend: Backend, image: objects.ImageSpec) -> int:
+    def _fetch(self, backend: Backend, image: objects.ImageSpec,
+               result: objects.HostImageResult) -> None:
         sink = self.store.open_sink(image)
         try:
-            return sink.commit(backend.fetch(image, sink))
+            result.bytes = sink.commit(backend.fetch(image, sink))
         except BaseException:
             sink.discard()
             raise
+        # NOTE: how the fetch went, when the backend has something to say
+        # (a download resumed or started over).
+        result.reason = '; '.join(sink.notes) or None

@@ -31,6 +31,15 @@ opts: list[cfg.Opt] = [
                     'fewer round trips but longer URLs; proxies in front '
                     'of Glance may reject URLs above ~8 KiB (about 200 '
                     'ids).'),
+    cfg.IntOpt('download_restarts',
+               default=3, min=0, max=20,
+               help='Times a download whose stream broke may start over '
+                    'from byte 0 when Glance refuses to resume it (its '
+                    'rbd store answers 400 to every Range; its file store '
+                    'resumes with 206 and never needs this). Each restart '
+                    'transfers and hashes the image again; the result '
+                    'says how many there were. 0: fail at the first break '
+                    'that cannot be resumed.'),
     cfg.IntOpt('read_timeout',
                default=60, min=1,
                help='Seconds a download may wait for the next bytes '

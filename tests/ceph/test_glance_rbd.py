@@ -6,7 +6,9 @@ image ``<id>`` in pool ``images``, protected snapshot ``snap``, location
 ``rbd://<fsid>/images/<id>/snap``. precache's Glance image service
 validates it and the agents cache it from there: ``rbd-export`` into the
 file store, ``rbd-clone`` into the rbd store, and ``glance-http`` when
-the location names a cluster the agent does not know.
+the location names a cluster the agent does not know — with the holes
+rbd-export keeps, and, this store refusing every Range, starting over
+(a bounded number of times) when a stream breaks.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from precache.clients import glance as glance_client
 from precache.clients import keystone
 from tests.ceph.helpers import CephCluster, MiB, allocated_bytes, sha512_file
 from tests.openstack import glance_server
+from tests.openstack.proxy import FlakyProxy
 
 State = objects.HostImageState
 
@@ -148,3 +151,79 @@ def test_location_on_an_unknown_cluster_falls_back_to_glance_http(
     assert result.bytes == len(data)
     assert sha512_file(cache.store.path(image['id'])) == \
         hashlib.sha512(data).hexdigest()
+
+
+def test_glance_http_keeps_the_holes_rbd_export_keeps(
+        ceph_conf_main, glance_rbd_conf, uploaded, tmp_path):
+    image, data = uploaded
+    spec = _validated(image)
+    exported = ImageCache('export-host', FileStore(str(tmp_path / 'a')),
+                          [RbdExportBackend()])
+    downloaded = ImageCache('http-host', FileStore(str(tmp_path / 'b')),
+                            [GlanceHTTPBackend()])
+    for cache, method in ((exported, objects.Method.RBD_EXPORT),
+                          (downloaded, objects.Method.GLANCE_HTTP)):
+        cache.start()
+        result = cache.ensure(spec)
+        assert result.state is State.CACHED, result.reason
+        assert result.method is method
+    paths = [cache.store.path(image['id']) for cache in (exported,
+                                                          downloaded)]
+    assert sha512_file(paths[1]) == hashlib.sha512(data).hexdigest()
+    # the 8 MiB zero run is a hole in both, found per 64 KiB block (the
+    # file system may add a block of its own to either)
+    assert abs(allocated_bytes(paths[1]) - allocated_bytes(paths[0])) <= \
+        64 * 1024
+    assert allocated_bytes(paths[1]) <= 12 * MiB + MiB
+
+
+def test_broken_stream_starts_over_since_the_rbd_store_refuses_range(
+        conf, glance_rbd, glance_rbd_conf, uploaded, tmp_path):
+    """Real Glance, rbd store, behind a proxy that cuts the stream: the
+    agent asks for the rest with Range, Glance answers 400, the download
+    starts over from byte 0, at most [glance] download_restarts times,
+    and the result says so."""
+    image, data = uploaded
+    spec = objects.ImageSpec(**{**_validated(image).to_dict(),
+                                'locations': ()})
+    proxy = FlakyProxy(glance_rbd.port)
+    try:
+        conf.config(group='glance', endpoint_override=proxy.url)
+        conf.config(group='agent', chunk_size=64)
+        # three cuts: the answer to the Range (Glance's 400) takes one
+        proxy.cut_after, proxy.cuts_left = 3 * MiB, 3
+        proxy.cut_with_reset = False
+        cache = ImageCache('http-host', FileStore(str(tmp_path / 'ok')),
+                           [GlanceHTTPBackend()])
+        cache.start()
+
+        result = cache.ensure(spec)
+
+        assert result.state is State.CACHED, result.reason
+        assert result.reason.startswith(
+            'restarted 2 times from byte 0 (Glance refused Range from '
+            'byte ')
+        assert '(HTTP 400)); ' in result.reason
+        ranges = [rng for _, rng in proxy.requests]
+        assert ranges[0] is None and ranges[1].startswith('bytes=')
+        assert ranges[2:] == [None, None]
+        assert proxy.body_bytes[1] < 1000  # the 400's message only
+        assert sha512_file(cache.store.path(image['id'])) == \
+            hashlib.sha512(data).hexdigest()
+
+        conf.config(group='glance', download_restarts=1)
+        proxy.cuts_left = 3
+        proxy.requests.clear()
+        cache = ImageCache('http-host', FileStore(str(tmp_path / 'no')),
+                           [GlanceHTTPBackend()])
+        cache.start()
+
+        result = cache.ensure(spec)
+
+        assert result.state is State.ERROR
+        assert 'cannot be resumed (Glance refused Range from byte ' in \
+            result.reason
+        assert 'download_restarts = 1 times' in result.reason
+        assert len(proxy.requests) == 3
+    finally:
+        proxy.stop()

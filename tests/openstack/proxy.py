@@ -1,9 +1,12 @@
 """A small HTTP proxy that misbehaves on demand, in front of a real server.
 
-It cuts a response after some bytes (a broken download), answers 503
+It cuts a response after some bytes (a broken download: with a reset,
+which makes the client's kernel drop what it had not read yet, as a
+dropped link does, or with a close after every byte arrived), answers 503
 (a struggling service) or refuses ``Range`` with 400 (what Glance's RBD
 store does), and records every request line and its Range header (and,
-in ``headers``, all its headers). One
+in ``headers``, all its headers), and the bytes of each response's body
+it relayed (``body_bytes``: what crossed the wire, cut or not). One
 request per connection (it forces ``Connection: close``), which keeps the
 relay trivial.
 """
@@ -20,10 +23,12 @@ class FlakyProxy:
         self.upstream_port = upstream_port
         self.cut_after: int | None = None  # response bytes, then cut
         self.cuts_left = 0                  # responses still to cut
+        self.cut_with_reset = True          # else a close (FIN)
         self.fail_5xx = 0                   # requests still to answer 503
         self.refuse_range = False
         self.requests: list[tuple[str, str | None]] = []
         self.headers: list[dict[str, str]] = []  # lower-case names
+        self.body_bytes: list[int] = []     # per relayed response
         self._lock = threading.Lock()
         self._sock = socket.socket()
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -106,17 +111,45 @@ class FlakyProxy:
         with socket.create_connection(('127.0.0.1', self.upstream_port)
                                       ) as upstream:
             upstream.sendall(request)
-            sent = 0
+            sent, head = 0, b''
+            with self._lock:
+                index = len(self.body_bytes)
+                self.body_bytes.append(0)
+
+            def count(data: bytes) -> None:
+                nonlocal head
+                if head.endswith(b'\r\n\r\n'):
+                    body = len(data)
+                else:
+                    head += data
+                    end = head.find(b'\r\n\r\n')
+                    body = 0 if end < 0 else len(head) - end - 4
+                    head = head if end < 0 else head[:end + 4]
+                with self._lock:
+                    self.body_bytes[index] += body
+
             while True:
                 chunk = upstream.recv(65536)
                 if not chunk:
                     return
                 if cut is not None and sent + len(chunk) >= cut:
                     client.sendall(chunk[:cut - sent])
-                    # NOTE: a reset, not a clean close, like a dying
-                    # server or a dropped link.
-                    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                      b'\x01\x00\x00\x00\x00\x00\x00\x00')
+                    count(chunk[:cut - sent])
+                    if self.cut_with_reset:
+                        # NOTE: a reset, not a clean close, like a dying
+                        # server or a dropped link.
+                        client.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER,
+                            b'\x01\x00\x00\x00\x00\x00\x00\x00')
+                    else:
+                        # the body ends short of its Content-Length once
+                        # the client has read all it was sent
+                        client.shutdown(socket.SHUT_WR)
+                        client.settimeout(30)
+                        with contextlib.suppress(OSError):
+                            while client.recv(65536):
+                                pass
                     return
                 client.sendall(chunk)
+                count(chunk)
                 sent += len(chunk)

@@ -127,6 +127,98 @@ def test_download_restarts_when_range_is_refused(images, proxy, tmp_path):
     assert ranges[2:] == [None]
 
 
+def _cached_through(spec, tmp_path):
+    store = FileStore(str(tmp_path / 'instances'))
+    cache = ImageCache('host-1', store, [GlanceHTTPBackend()])
+    cache.start()
+    return cache.ensure(spec), store
+
+
+def test_download_cut_several_times_resumes_with_range(images, proxy,
+                                                       tmp_path):
+    """Glance's file store answers Range with 206: each cut resumes at
+    the bytes kept, the hash continuing; nothing is fetched twice but
+    what a cut lost in flight."""
+    data = random_bytes(3 * MiB, seed='cut-4') + bytes(2 * MiB) + \
+        random_bytes(3 * MiB, seed='cut-4b')
+    spec = _spec(images, data)
+    proxy.cut_after, proxy.cuts_left = 1_500_000, 4
+    proxy.cut_with_reset = False  # every byte sent arrives
+    proxy.requests.clear()
+    proxy.body_bytes.clear()
+
+    result, store = _cached_through(spec, tmp_path)
+
+    assert result.state is objects.HostImageState.CACHED, result.reason
+    assert result.bytes == len(data)
+    assert result.reason == ('resumed 4 times with Range; %d bytes '
+                             'received for %d' % (len(data), len(data)))
+    ranges = [rng for _, rng in proxy.requests]
+    assert len(ranges) == 5 and ranges[0] is None
+    offsets = [int(rng.split('=')[1].rstrip('-')) for rng in ranges[1:]]
+    assert 0 < offsets[0] < offsets[1] < offsets[2] < offsets[3] < len(data)
+    # what went over the wire is the image plus at most the chunk being
+    # read ([agent] chunk_size, 64 KiB here) per cut
+    assert offsets == sorted(set(offsets))
+    assert len(data) <= sum(proxy.body_bytes) <= len(data) + 4 * 64 * 1024
+    path = store.path(spec.id)
+    with open(path, 'rb') as stream:
+        assert stream.read() == data
+    assert os.stat(path).st_blocks * 512 <= 6 * MiB + 256 * 1024
+
+
+def test_download_restarts_when_range_is_refused_and_says_so(
+        images, proxy, tmp_path):
+    data = random_bytes(MiB, seed='restart-twice')
+    spec = _spec(images, data)
+    proxy.cut_after, proxy.cuts_left = 300_000, 2
+    proxy.cut_with_reset = False  # every byte sent arrives
+    proxy.refuse_range = True
+    proxy.requests.clear()
+
+    result, store = _cached_through(spec, tmp_path)
+
+    assert result.state is objects.HostImageState.CACHED, result.reason
+    assert result.reason.startswith(
+        'restarted 2 times from byte 0 (Glance refused Range from byte ')
+    assert '(HTTP 400)); ' in result.reason
+    received = int(result.reason.split('; ')[-1].split()[0])
+    # each cut kept all but the chunk being read (64 KiB here)
+    assert len(data) + 2 * 200_000 < received <= len(data) + 2 * 300_000
+    # Range is asked once; once refused, every break starts over
+    ranges = [rng for _, rng in proxy.requests]
+    assert ranges[0] is None and ranges[1].startswith('bytes=')
+    assert ranges[2:] == [None, None]
+    with open(store.path(spec.id), 'rb') as stream:
+        assert stream.read() == data
+
+
+def test_download_restarts_are_bounded(images, proxy, conf, tmp_path):
+    data = random_bytes(MiB, seed='restart-bound')
+    spec = _spec(images, data)
+    conf.config(group='glance', download_restarts=1)
+    proxy.cut_after, proxy.cuts_left = 300_000, 3
+    proxy.refuse_range = True
+    proxy.requests.clear()
+
+    result, store = _cached_through(spec, tmp_path)
+
+    assert result.state is objects.HostImageState.ERROR
+    assert 'cannot be resumed (Glance refused Range from byte ' in \
+        result.reason
+    assert 'started over 1 of [glance] download_restarts = 1 times' in \
+        result.reason
+    assert len(proxy.requests) == 3  # GET, GET with Range (400), GET
+    assert os.listdir(store.base_dir) == []
+
+
+def test_download_without_a_break_says_nothing(images, tmp_path):
+    spec = _spec(images, random_bytes(MiB, seed='calm'))
+    result, _store = _cached_through(spec, tmp_path)
+    assert result.state is objects.HostImageState.CACHED
+    assert result.reason is None
+
+
 def test_download_with_wrong_checksum_fails(images, tmp_path):
     spec = _spec(images, b'real bytes' * 1000)
     bad = objects.ImageSpec(**{**spec.to_dict(),

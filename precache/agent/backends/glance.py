@@ -3,14 +3,18 @@
 The fallback when no RBD path fits. Nova retries only while opening the
 download and starts over (or fails) when a stream breaks; here a broken
 stream resumes with ``Range: bytes=<written>-`` where Glance's store
-allows it (file store: 206) and restarts from zero where it does not
-(RBD store: 400). The hash is computed as the bytes arrive, so a resumed
-download is verified exactly like a whole one; memory stays at one chunk;
-the file is fsynced and the cache installs it atomically.
+allows it (file store: 206), the hash continuing where it was, so a
+resumed download is verified exactly like a whole one and no byte kept
+is transferred twice. Where the store refuses ranges (RBD store: 400) the
+download starts over from byte 0 with a new hash, at most ``[glance]
+download_restarts`` times. Either way the result says so (its reason,
+on a ``cached`` row). Memory stays at one chunk; the file is fsynced and
+the cache installs it atomically.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -38,6 +42,34 @@ STREAM_ERRORS = (requests.exceptions.ChunkedEncodingError,
 
 class _Restart(Exception):
     """The server ignored or refused our Range: start from byte 0."""
+
+
+@dataclasses.dataclass
+class _Progress:
+    """What one fetch went through, for its result."""
+
+    received: int = 0     # body bytes taken from the streams, all attempts
+    resumes: int = 0      # streams continued with Range (206)
+    restarts: int = 0     # downloads started over from byte 0
+    why_restart: str = ''
+
+    def note(self, size: int) -> str | None:
+        """``resumed 3 times with Range; 1048576 bytes received for
+        1048576``, or None when the first stream was enough."""
+        done = []
+        if self.resumes:
+            done.append('resumed %s with Range' % _times(self.resumes))
+        if self.restarts:
+            done.append('restarted %s from byte 0 (%s)'
+                        % (_times(self.restarts), self.why_restart))
+        if not done:
+            return None
+        return '%s; %d bytes received for %d' % (', '.join(done),
+                                                 self.received, size)
+
+
+def _times(count: int) -> str:
+    return 'once' if count == 1 else '%d times' % count
 
 
 class GlanceHTTPBackend(base.Backend):
@@ -69,19 +101,20 @@ class GlanceHTTPBackend(base.Backend):
 
     def fetch(self, image: objects.ImageSpec, sink: Sink) -> int:
         writer = self._writer(image, sink)
+        progress = _Progress()
         failures, use_range = 0, True
         try:
             while True:
-                before = writer.written
+                before = offset = writer.written if use_range else 0
                 try:
-                    self._stream(image, writer,
-                                 writer.written if use_range else 0)
-                    return writer.finish()
+                    self._stream(image, writer, offset)
+                    size = writer.finish()
+                    break
                 except _Restart as restart:
                     LOG.warning('Image %(image)s: %(why)s; downloading '
                                 'again from the start',
                                 {'image': image.id, 'why': restart})
-                    use_range = False
+                    use_range, progress.why_restart = False, str(restart)
                 except STREAM_ERRORS as exc:
                     # NOTE: progress resets the count: a long download
                     # over a flaky link may break many times, as long
@@ -93,11 +126,18 @@ class GlanceHTTPBackend(base.Backend):
                             'without progress at byte %d: %s' % (
                                 failures, writer.written, exc)) from exc
                     LOG.warning('Image %(image)s: stream broke at byte '
-                                '%(at)d (%(err)s); resuming',
+                                '%(at)d (%(err)s); %(next)s',
                                 {'image': image.id, 'at': writer.written,
-                                 'err': exc})
+                                 'err': exc, 'next': 'resuming' if use_range
+                                 else 'starting over'})
                     time.sleep(min(30.0, CONF.glance.retry_delay
                                    * 2 ** max(failures - 1, 0)))
+                finally:
+                    progress.received += writer.written - before
+                    if offset and writer.written > before:
+                        progress.resumes += 1
+                if writer.written and not use_range:
+                    self._count_restart(image, writer, progress)
                 if not use_range or writer.written == 0:
                     writer.abort()
                     writer = self._writer(image, sink)
@@ -114,6 +154,26 @@ class GlanceHTTPBackend(base.Backend):
         except BaseException:
             writer.abort()
             raise
+        note = progress.note(size)
+        if note:
+            writer.sink.notes.append(note)
+            LOG.info('Image %(image)s: %(note)s',
+                     {'image': image.id, 'note': note})
+        return size
+
+    @staticmethod
+    def _count_restart(image: objects.ImageSpec, writer: VerifyingWriter,
+                       progress: _Progress) -> None:
+        """One more start from byte 0, or the end when there were
+        ``[glance] download_restarts`` already."""
+        if progress.restarts >= CONF.glance.download_restarts:
+            raise exception.ImageFetchFailed(
+                image=image.id, reason='stream broke at byte %d and cannot '
+                'be resumed (%s); started over %d of [glance] '
+                'download_restarts = %d times' % (
+                    writer.written, progress.why_restart, progress.restarts,
+                    CONF.glance.download_restarts))
+        progress.restarts += 1
 
     def _stream(self, image: objects.ImageSpec, writer: VerifyingWriter,
                 offset: int) -> None:

@@ -8,11 +8,13 @@ The pipeline, for an image of ``size`` bytes:
 2. A pool of ``concurrency`` threads runs the reads (``Image.read``
    releases the GIL) in logical order, and each thread writes what it read
    straight to its offset in the sink, skipping all-zero blocks, so holes
-   and zero runs stay holes.
+   and zero runs stay holes (the sink writes one call at a time: see
+   :mod:`precache.agent.sparse`).
 3. The calling thread hashes the image's *logical* bytes in order while the
-   reads run ahead: each read's data as it completes, and the gaps between
-   reads from one shared buffer of zeros. At most ``concurrency + 2``
-   buffers exist at once, so memory does not grow with the image.
+   reads run ahead: each read's data as soon as it is read (its write may
+   still be running), and the gaps between reads from one shared buffer of
+   zeros. At most ``concurrency + 2`` buffers exist at once, read or still
+   being written, so memory does not grow with the image.
 
 Measured on 2 cores, 2 GiB image: 2 MiB reads, 8 in flight, read and
 write at the speed of the OSD; verified, the sha512 thread is the limit
@@ -147,15 +149,22 @@ def copy(source: Any, size: int, sink: Sink, *,
     written = [0]
     written_lock = threading.Lock()
 
-    def read_and_write(offset: int, length: int) -> bytes | None:
-        data = source.read(offset, length)
-        if len(data) != length:
-            raise OSError(0, 'short read at offset %d: %d of %d bytes'
-                          % (offset, len(data), length))
+    def read_and_write(offset: int, length: int,
+                       ready: futures.Future) -> None:
+        # NOTE: the data is handed to the hash as soon as it is read, not
+        # after it is written: a slow write must not stall the hash.
+        try:
+            data = source.read(offset, length)
+            if len(data) != length:
+                raise OSError(0, 'short read at offset %d: %d of %d bytes'
+                              % (offset, len(data), length))
+        except BaseException as exc:
+            ready.set_exception(exc)
+            raise
+        ready.set_result(data if hasher is not None else None)
         count = sink.write(offset, data)
         with written_lock:
             written[0] += count
-        return data if hasher is not None else None
 
     def hash_zeros(count: int) -> None:
         assert hasher is not None
@@ -166,33 +175,53 @@ def copy(source: Any, size: int, sink: Sink, *,
 
     hashed = since_trim = 0
     pending = iter(reads)
-    window: collections.deque[tuple[int, int, futures.Future]] = \
-        collections.deque()
+    #: Reads in logical order: (offset, length, data read, task).
+    window: collections.deque[tuple[int, int, futures.Future,
+                                    futures.Future]] = collections.deque()
+    #: Tasks whose data was taken and may still be writing; they count in
+    #: the window's bound (each holds its buffer).
+    writing: collections.deque[futures.Future] = collections.deque()
+    bound = concurrency + 2
     with futures.ThreadPoolExecutor(
             concurrency, thread_name_prefix='rbd-copy') as pool:
 
-        def submit_next() -> None:
-            nxt = next(pending, None)
-            if nxt is not None:
-                window.append((*nxt, pool.submit(read_and_write, *nxt)))
+        def submit() -> None:
+            while len(window) + len(writing) < bound:
+                nxt = next(pending, None)
+                if nxt is None:
+                    return
+                ready: futures.Future = futures.Future()
+                window.append((*nxt, ready,
+                               pool.submit(read_and_write, *nxt, ready)))
+
+        def reap() -> None:
+            """Raise the error of a finished write, if any."""
+            while writing and writing[0].done():
+                writing.popleft().result()
 
         try:
-            for _ in range(concurrency + 2):
-                submit_next()
-            while window:
-                offset, length, future = window.popleft()
-                data = future.result()
+            submit()
+            while window or writing:
+                if not window:
+                    # every buffer is being written: wait for the oldest
+                    writing.popleft().result()
+                    submit()
+                    continue
+                offset, length, ready, task = window.popleft()
+                data = ready.result()
+                writing.append(task)
                 if should_stop is not None:
                     reason = should_stop()
                     if reason:
                         raise Cancelled(reason)
-                submit_next()
                 if hasher is not None:
                     hash_zeros(offset - hashed)
                     hasher.update(data)
                 hashed = offset + length
                 stats.allocated += length
                 del data
+                reap()
+                submit()
                 if on_progress is not None:
                     on_progress(length)
                 since_trim += length
@@ -200,8 +229,8 @@ def copy(source: Any, size: int, sink: Sink, *,
                     since_trim = 0
                     _MALLOC_TRIM(0)
         except BaseException:
-            for _offset, _length, future in window:
-                future.cancel()
+            for _offset, _length, _ready, task in window:
+                task.cancel()
             raise
     if hasher is not None:
         hash_zeros(size - hashed)

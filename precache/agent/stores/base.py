@@ -40,6 +40,10 @@ class Sink(abc.ABC):
 
     def __init__(self, image: objects.ImageSpec) -> None:
         self.image = image
+        #: What the backend wants the image's result to say about a fetch
+        #: that worked (e.g. a download resumed or started over); the
+        #: cache puts it in the result's reason.
+        self.notes: list[str] = []
 
     @abc.abstractmethod
     def begin(self, size: int | None) -> None:

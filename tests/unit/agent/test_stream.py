@@ -198,3 +198,32 @@ def test_rate_limiter_sleeps_the_debt():
     start = time.monotonic()
     limiter.consumed(20 * KiB)        # 0.2 s worth
     assert 0.15 <= time.monotonic() - start < 2
+
+
+def test_a_buffer_refilled_after_each_write_is_hashed_as_it_was(tmp_path):
+    """The hash runs behind the writes, in a thread of its own: a caller
+    that reuses one buffer (the file backend) must not change what it
+    hashes."""
+    data = os.urandom(3 * MiB + 123)
+    path = tmp_path / 'out'
+    writer = stream.VerifyingWriter(_spec(data), str(path))
+    buffer = bytearray(256 * KiB)
+    for offset in range(0, len(data), len(buffer)):
+        piece = data[offset:offset + len(buffer)]
+        buffer[:len(piece)] = piece
+        writer.write(buffer if len(piece) == len(buffer)
+                     else memoryview(buffer)[:len(piece)])
+        buffer[:] = bytes(len(buffer))  # refilled at once
+    assert writer.finish() == len(data)
+    assert path.read_bytes() == data
+
+
+def test_ordered_hash_is_the_hash_of_the_bytes_in_order():
+    pieces = [os.urandom(n) for n in (10, 5000, 3 * MiB, 1, 70000)]
+    ordered = stream.OrderedHash('sha512', depth=1)
+    for piece in pieces:
+        ordered.update(piece)
+    assert ordered.hexdigest() == hashlib.sha512(b''.join(pieces)
+                                                 ).hexdigest()
+    ordered.close()
+    ordered.close()  # idempotent

@@ -30,6 +30,10 @@ def test_file_store_contract(store, check):
     check(store, read)
 
 
+def test_a_file_sink_refuses_a_clone(store):
+    store_contract.refuses_a_clone(store)
+
+
 def test_loaded_by_its_option(conf):
     conf.config(group='agent', store='file')
     assert type(stores.load('host-1')) is FileStore

@@ -120,8 +120,7 @@ class LeaseLost(Conflict):
     """A write for a job whose lease this conductor no longer holds:
     refused whole, in the transaction that found it."""
 
-    _msg_fmt = ('Job %(job)s: lease %(generation)s of %(owner)s lost '
-                '(now %(holder)s, lease %(now)s)')
+    _msg_fmt = 'Job %(job)s: lease lost: %(reason)s'
 
 
 class JobStoreError(PrecacheException):

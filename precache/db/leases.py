@@ -76,8 +76,9 @@ def fence(session: orm.Session, job_ids: Iterable[str],
         if (row.conductor, row.lease_generation) != (lease.owner,
                                                      lease.generation):
             raise exception.LeaseLost(
-                job=job_id, owner=lease.owner, generation=lease.generation,
-                holder=row.conductor, now=row.lease_generation)
+                job=job_id, reason='%s held generation %d, now %s holds %d'
+                % (lease.owner, lease.generation, row.conductor,
+                   row.lease_generation))
 
 
 def _seconds(value: float) -> datetime.timedelta:

@@ -119,6 +119,16 @@ class LeaseStore:
                     sa.select(models.Conductor)
                     .order_by(models.Conductor.host))]
 
+    @transaction
+    def owned(self) -> dict[str, int]:
+        """Unfinished jobs per owning conductor."""
+        job = models.Job
+        with self._readers.begin() as session:
+            return dict(session.execute(
+                sa.select(job.conductor, sa.func.count())
+                .where(job.state.in_(UNFINISHED), job.conductor.isnot(None))
+                .group_by(job.conductor)).all())
+
     def live_conductors(self, down_after: float) -> list[str]:
         """Conductors up or draining, heard within ``down_after`` s."""
         now = objects.utcnow()

@@ -232,7 +232,7 @@ def conductors_list(args: argparse.Namespace) -> int:
     finally:
         store.close()
     now = objects.utcnow()
-    conductors = []
+    conductors: list[dict[str, Any]] = []
     for row in rows:
         silence = (now - row.last_seen).total_seconds()
         state = 'down' if row.state != 'stopped' and \

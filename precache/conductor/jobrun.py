@@ -131,14 +131,15 @@ class JobRun:
         """A cancel made elsewhere skipped ``host`` as its call started."""
         self.stop_starting()
 
-    def lease_lost(self) -> None:
-        """Another conductor took the job: stop, and write nothing more."""
+    def lease_lost(self, why: str = 'lost to another conductor') -> None:
+        """Another conductor took the job (or may take it, ``why``):
+        stop, and write nothing more."""
         if self.lost:
             return
         self.lost = True
-        LOG.warning('Job %(job)s: lease %(gen)s lost to another conductor; '
-                    'this one stops working on it and writes nothing more',
-                    {'job': self.job_id,
+        LOG.warning('Job %(job)s: lease %(gen)s %(why)s; this one stops '
+                    'working on it and writes nothing more',
+                    {'job': self.job_id, 'why': why,
                      'gen': self.lease.generation if self.lease else '-'})
         self.halt()
 
@@ -154,7 +155,10 @@ class JobRun:
             lost = shared.leases.renew(lease.owner, CONF.conductor.lease_time,
                                        {self.job_id: lease})
         except exception.JobStoreError:
-            return False  # NOTE: the host stays pending for the next owner
+            # NOTE: the host stays pending; the lease, no longer renewed,
+            # expires and the job is taken over.
+            self.lease_lost('not confirmed (job store unreachable)')
+            return False
         if lost:
             self.lease_lost()
             return False

@@ -263,10 +263,11 @@ class JobRunner:
     def held_leases(self) -> dict[str, Lease]:
         return dict(self._leases)
 
-    def lease_lost(self, job_id: str) -> None:
+    def lease_lost(self, job_id: str,
+                   why: str = 'lost to another conductor') -> None:
         run = self._runs.get(job_id)
         if run is not None:
-            run.lease_lost()
+            run.lease_lost(why)
         elif self._leases.pop(job_id, None) is not None:
             LOG.warning('Job %s: lease lost to another conductor before '
                         'it started here', job_id)
@@ -289,6 +290,8 @@ class JobRunner:
                                    kwargs={'wait': True}, name='drain')
         drained.start()
         drained.join(CONF.conductor.graceful_shutdown_timeout)
+        if drained.is_alive() and not self.limiter.in_flight:
+            drained.join(1.0)  # NOTE: nothing in flight: runs are ending
         self.drained = not drained.is_alive()
         if not self.drained:
             LOG.warning('Conductor %(host)s: %(n)d host(s) still in flight '
@@ -298,7 +301,7 @@ class JobRunner:
                          'n': self.limiter.in_flight,
                          't': CONF.conductor.graceful_shutdown_timeout})
             for job_id in list(self._runs):
-                self.lease_lost(job_id)
+                self.lease_lost(job_id, 'released with calls in flight')
         self.recorder.stop()
         self.notifier.stop()
 

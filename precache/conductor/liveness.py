@@ -7,9 +7,10 @@ own period each:
 * every ``report_interval``, it writes the conductor's service row
   (``up``, ``draining``, ``stopped``); a row silent for
   ``service_down_time`` is down (Nova's semantics);
-* every third of ``lease_time``, it renews the lease of every unfinished
-  job this conductor owns, in one statement, and tells the runner of any
-  job whose lease moved elsewhere (the run stops at once);
+* every third of ``lease_time``, it renews the lease of every job this
+  conductor holds (queued or running here), in one statement, and tells
+  the runner of any job whose lease moved elsewhere (the run stops at
+  once);
 * every ``takeover_interval``, it looks for unfinished jobs whose lease
   expired or whose owner is down or stopped, and claims each with one
   compare-and-swap (the next generation): the runner resumes it.
@@ -185,9 +186,11 @@ class Liveness:
                 live.append(self.host)
             held = self.runner.held_leases()
             for candidate in self.store.candidates(live):
-                # NOTE: its own jobs a conductor resumes at start
-                # (recover), and renews while it holds them.
-                if candidate.job_id in held or candidate.owner == self.host:
+                # NOTE: a job held here whose renewal came late; the next
+                # renewal finds whether it is still this conductor's. Its
+                # own jobs not held (a run that stopped when its lease
+                # could not be confirmed) it takes again like any other.
+                if candidate.job_id in held:
                     continue
                 lease = self.store.take_over(
                     candidate, self.host, CONF.conductor.lease_time, live)

@@ -210,17 +210,22 @@ class LeaseStore:
     @transaction
     def renew(self, owner: str, lease_time: float,
               held: Mapping[str, Lease]) -> list[str]:
-        """Extend every unfinished job ``owner`` owns, in one statement;
-        returns the ids among ``held`` whose lease is no longer that."""
+        """Extend the leases ``owner`` holds, in one statement; returns
+        the ids among ``held`` whose lease is no longer that.
+
+        Only held jobs: one its owner stopped working on (its store
+        unreachable for too long) expires, and is taken over.
+        """
+        if not held:
+            return []
         now = objects.utcnow()
         job = models.Job
         with self._sessions.begin() as session:
             session.execute(
                 sa.update(job)
-                .where(job.conductor == owner, job.state.in_(UNFINISHED))
+                .where(job.conductor == owner, job.id.in_(list(held)),
+                       job.state.in_(UNFINISHED))
                 .values(lease_expires_at=now + _seconds(lease_time)))
-            if not held:
-                return []
             now_held = {row.id: Lease(row.conductor, row.lease_generation)
                         for row in session.execute(
                             sa.select(job.id, job.conductor,

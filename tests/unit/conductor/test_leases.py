@@ -153,3 +153,23 @@ def test_a_job_left_by_a_dead_conductor_is_taken_over(cloud, own_store,
     assert rows['u-h3'].state is State.CACHED
     assert rows['u-h3'].reason == 'resumed from u-dead'
     assert store.runner_of(job.id) is None
+
+
+def test_a_lease_that_cannot_be_confirmed_stops_the_run(parts):
+    shared, runs = parts
+    run = _leased_run(shared, runs)
+
+    class Unreachable:
+        def renew(self, *args):
+            from precache import exception
+            raise exception.JobStoreError(reason='connection refused')
+
+    now = [0.0]
+    run.shared = type(shared)(**{
+        **shared.__dict__, 'lease_clock': LeaseClock(lambda: now[0]),
+        'leases': Unreachable()})
+    now[0] = 1000.0
+    run.start_host('j-h1', None)
+    assert run.lost and shared.caller.called == []
+    run.end([], 0.0)
+    assert shared.store.get_job(run.job_id).state is JobState.RUNNING

@@ -136,3 +136,12 @@ def test_service_rows(store):
     assert [(r.host, r.state) for r in leases.conductors()] == [
         ('c1', 'up'), ('c2', 'stopped')]
     assert leases.live_conductors(-1) == []
+
+
+def test_renewal_extends_only_the_leases_held(store):
+    leases = LeaseStore(store.engine)
+    held, dropped = _job(store), _job(store)
+    _expire(store, held)
+    _expire(store, dropped)
+    assert leases.renew('c1', 30, {held: Lease('c1', 0)}) == []
+    assert [c.job_id for c in leases.candidates(['c1'])] == [dropped]

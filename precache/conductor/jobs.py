@@ -374,12 +374,16 @@ class JobRunner:
                     job_id, running, only_from=states.job_sources(
                         running, states.JobEvent.START), lease=lease):
                 return  # cancelled while it waited
-            run = self._runs.setdefault(
-                job_id, JobRun(self._shared(), job_id, resumed, lease,
-                               resumed_from))
+            run = self._runs.get(job_id)
+            if run is None or run.lost:
+                # NOTE: a run that lost the job may still be ending its
+                # calls here when this conductor takes the job again.
+                run = self._runs[job_id] = JobRun(
+                    self._shared(), job_id, resumed, lease, resumed_from)
         try:
             left = run.fan_out()
         finally:
             with self._start_lock:
-                self._runs.pop(job_id, None)
+                if self._runs.get(job_id) is run:
+                    del self._runs[job_id]
         run.end(left, start)

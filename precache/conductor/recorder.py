@@ -191,7 +191,9 @@ class Recorder:
                 except exception.LeaseLost as exc:
                     failed[job_id] = exc
                     run = self.runs.get(job_id)
-                    if run is not None:
+                    # NOTE: not a later run of the job, under a new lease.
+                    if run is not None and getattr(
+                            run, 'lease', None) == leases.get(job_id):
                         run.lease_lost()
                     break
                 except Exception as exc:  # noqa: BLE001 - the job fails

@@ -145,7 +145,7 @@ def child(args: dict[str, Any]) -> None:
     import precache.agent.service  # noqa: F401
     from precache.agent.backends.rbd import RbdExportBackend
     from precache.agent.cache import ImageCache
-    from precache.agent.store import FileStore
+    from precache.agent.stores.file import FileStore
 
     cache = ImageCache('bench', FileStore(),
                        [RbdExportBackend(verify=args['verify'])])

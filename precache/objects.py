@@ -175,6 +175,11 @@ class Job:
     #: id -> name, for the images the image service named when the job
     #: was accepted; an image without a name has no entry.
     image_names: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: The id of the request that asked for the job, as the job store
+    #: recorded it: the global id of the job's log lines
+    #: (precache.context.for_job). Not in its dict, so neither on the
+    #: bus nor in the API.
+    request_id: str | None = None
 
     @property
     def seconds(self) -> float | None:

@@ -1,17 +1,31 @@
-"""The message bus: transports, RPC clients and servers.
+"""The message bus: transports, RPC clients and servers, the serializer.
 
 Production uses RabbitMQ (``rabbit://``); the all-in-one mode runs the same
-code over kombu's in-process ``memory`` transport. Nothing else in precache
-talks to oslo.messaging directly.
+code over kombu's in-process ``memory`` transport. Every RPC client and
+server made here speaks through one :class:`Serializer`: contexts cross
+as :class:`precache.context.RequestContext`, results as the dataclasses of
+precache.objects, and the bytes on the bus are the plain dicts they have
+always been (so older agents and conductors still understand them).
 """
 
 from __future__ import annotations
 
+import collections.abc
+import functools
+import inspect
 import threading
-from typing import Any
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import oslo_messaging as messaging
 from oslo_config import cfg
+
+from precache import context, objects
+
+P = ParamSpec('P')
+R = TypeVar('R')
 
 #: Exceptions of these modules are re-raised, typed, by the caller.
 ALLOWED_EXMODS = ['precache.exception']
@@ -106,10 +120,116 @@ def cleanup() -> None:
         _transports.clear()
 
 
+# -- the message boundary ---------------------------------------------------
+
+#: What crosses the bus as its ``to_dict()`` and comes back by the
+#: receiver's type hints (:func:`typed`).
+ENTITIES: tuple[type, ...] = (objects.ImageSpec, objects.HostImageResult,
+                              objects.Job)
+
+
+class Serializer(messaging.Serializer):
+    """Contexts and precache.objects on and off the bus, tag-free.
+
+    Out: a RequestContext becomes its :meth:`~RequestContext.to_wire`
+    dict, an entity its ``to_dict()`` (inside lists and dicts too): the
+    same bytes as before the serializer existed. In: a context becomes a
+    RequestContext, made the current one of the thread that handles the
+    call, so its ids are in every line logged meanwhile. Entities arrive
+    as dicts; the receiving method's type hints turn them back into
+    objects (:func:`typed`), since the bus carries no type tags.
+    """
+
+    def serialize_entity(self, ctxt: Any, entity: Any) -> Any:
+        return to_primitive(entity)
+
+    def deserialize_entity(self, ctxt: Any, entity: Any) -> Any:
+        return entity
+
+    def serialize_context(self, ctxt: Any) -> dict[str, Any]:
+        if ctxt is None:
+            return {}
+        if isinstance(ctxt, context.RequestContext):
+            return ctxt.to_wire()
+        if isinstance(ctxt, dict):
+            return dict(ctxt)  # NOTE: as callers sent before; as it is
+        # NOTE: another oslo.context context: its ids, never its token.
+        return context.RequestContext.from_dict(
+            ctxt.to_dict(), overwrite=False).to_wire()
+
+    def deserialize_context(self, ctxt: dict[str, Any]
+                            ) -> context.RequestContext:
+        return context.RequestContext.from_dict(ctxt or {}, overwrite=True)
+
+
+def to_primitive(entity: Any) -> Any:
+    """``entity`` with every precache.objects record as its dict."""
+    if isinstance(entity, ENTITIES):
+        return entity.to_dict()  # type: ignore[attr-defined]
+    if isinstance(entity, (list, tuple)):
+        return [to_primitive(item) for item in entity]
+    if isinstance(entity, dict):
+        return {key: to_primitive(value) for key, value in entity.items()}
+    return entity
+
+
+def _mentions_entity(hint: Any) -> bool:
+    if hint in ENTITIES:
+        return True
+    return any(_mentions_entity(arg) for arg in typing.get_args(hint))
+
+
+def from_primitive(hint: Any, value: Any) -> Any:
+    """``value`` as type ``hint`` says: the dicts of entities in it as
+    objects (lists of them, dicts of them, or None); anything else as
+    it is."""
+    if value is None or not _mentions_entity(hint):
+        return value
+    if hint in ENTITIES:
+        return value if isinstance(value, hint) else \
+            hint.from_dict(value)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            if _mentions_entity(arg):
+                return from_primitive(arg, value)
+    if origin in (list, tuple, collections.abc.Sequence):
+        return [from_primitive(args[0], item) for item in value]
+    if origin in (dict, collections.abc.Mapping):
+        return {key: from_primitive(args[1], item)
+                for key, item in value.items()}
+    return value
+
+
+def typed(function: Callable[P, R]) -> Callable[P, R]:
+    """Arguments and result of ``function`` as its type hints say.
+
+    On an RPC endpoint it turns the arguments that arrived as dicts into
+    objects; on a client method, the reply. Values already of their type
+    pass as they are, so it may wrap both sides.
+    """
+    signature = inspect.signature(function)
+    hints: dict[str, Any] = {}
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not hints:
+            hints.update(typing.get_type_hints(function))
+        bound = signature.bind(*args, **kwargs)
+        for name, value in bound.arguments.items():
+            if name in hints:
+                bound.arguments[name] = from_primitive(hints[name], value)
+        result = function(*bound.args, **bound.kwargs)
+        typed_result: R = from_primitive(hints.get('return'), result)
+        return typed_result
+    return wrapper
+
+
 def get_client(transport: messaging.Transport, topic: str,
                version: str) -> messaging.RPCClient:
     target = messaging.Target(topic=topic, version=version)
-    return messaging.get_rpc_client(transport, target)
+    return messaging.get_rpc_client(transport, target,
+                                    serializer=Serializer())
 
 
 def get_server(transport: messaging.Transport, topic: str, server: str,
@@ -117,13 +237,14 @@ def get_server(transport: messaging.Transport, topic: str, server: str,
     """An RPC server on the default (threading) executor."""
     target = messaging.Target(topic=topic, server=server)
     return messaging.get_rpc_server(
-        transport, target, endpoints,
+        transport, target, endpoints, serializer=Serializer(),
         access_policy=messaging.DefaultRPCAccessPolicy)
 
 
-def request_context(**values: Any) -> dict[str, Any]:
-    """The context sent with every call: ids for the logs on both sides."""
-    return {key: value for key, value in values.items() if value is not None}
+def request_context(**values: Any) -> context.RequestContext:
+    """A context for a caller with no request behind it (a command, a
+    test), not made the thread's current one; see precache.context."""
+    return context.RequestContext(overwrite=False, **values)
 
 
 def check_reachable(conf: cfg.ConfigOpts, url: str | None = None,

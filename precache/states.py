@@ -25,7 +25,7 @@ __all__ = ['JobState', 'HostImageState', 'JobEvent', 'HostEvent',
            'JobReason', 'SkipReason', 'ErrorReason', 'JOB_TRANSITIONS',
            'HOST_TRANSITIONS', 'check_job_transition',
            'check_host_transition', 'check_host_result', 'job_sources',
-           'host_sources']
+           'host_sources', 'TRANSIENT', 'is_transient']
 
 
 class JobEvent(enum.StrEnum):
@@ -105,6 +105,50 @@ class ErrorReason(_Words):
     # ends a row ``unsupported``.
     UNEXPECTED = 'unexpected error'              # ': <exception>'
     NO_BACKEND = 'no backend enabled'
+
+
+#: Whether a row that ended with this reason may be tried again within
+#: its job (conductor/retries.py): True when another attempt can end
+#: otherwise — the agent or the bus may be back — False when it would
+#: fail the same way (the agent said so, or it was stopped, too old or
+#: told to stop) or there is nothing to retry. Every reason is listed; a
+#: reason that is none of these (a backend's own words: hash mismatch,
+#: no space, unsupported image) is not transient.
+TRANSIENT: Mapping[SkipReason | ErrorReason, bool] = {
+    SkipReason.CANCELLED: False,
+    SkipReason.WINDOW_CLOSED: False,
+    # NOTE: silent past agent_down_time, as while the bus was down; the
+    # row clears with its next heartbeat, and skipping from it is free.
+    SkipReason.AGENT_DOWN: True,
+    # NOTE: a goodbye: stopped on purpose, back when an operator says.
+    SkipReason.AGENT_STOPPED: False,
+    SkipReason.AGENT_TOO_OLD: False,
+    SkipReason.AGENT_NOT_RESPONDING: True,
+    SkipReason.AGENT_UNREACHABLE: True,
+    # NOTE: it waited in a busy agent's queue; a new call is in time.
+    SkipReason.REQUEST_EXPIRED: True,
+    ErrorReason.INTERNAL: False,
+    ErrorReason.JOB_FAILED: False,
+    ErrorReason.STOPPED_RESPONDING: True,
+    ErrorReason.TIMED_OUT: True,
+    ErrorReason.ABANDONED: False,
+    ErrorReason.AGENT_FAILED: False,
+    ErrorReason.NO_RESULT: False,
+    ErrorReason.UNEXPECTED: False,
+    ErrorReason.NO_BACKEND: False,
+}
+
+
+def is_transient(state: HostImageState, reason: str | None) -> bool:
+    """Whether a row in ``state`` with ``reason`` may be tried again."""
+    member: SkipReason | ErrorReason | None
+    if state is HostImageState.SKIPPED:
+        member = SkipReason.of(reason)  # type: ignore[assignment]
+    elif state is HostImageState.ERROR:
+        member = ErrorReason.of(reason)  # type: ignore[assignment]
+    else:
+        return False
+    return member is not None and TRANSIENT[member]
 
 
 _J, _H = JobState, HostImageState

@@ -23,6 +23,9 @@ def conf(tmp_path) -> Iterator[config_fixture.Config]:
     fixture.config(state_path=str(tmp_path / 'state'))
     fixture.config(group='agent',
                    instances_path=str(tmp_path / 'instances'))
+    # NOTE: one attempt per host: tests assert what a failure records;
+    # the tests of retries ask for more.
+    fixture.config(group='conductor', host_attempts=1)
     yield fixture
     fixture.cleanUp()
 

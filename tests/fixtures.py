@@ -24,7 +24,7 @@ import yaml
 
 from precache.agent.backends.file import FileBackend
 from precache.agent.service import AgentService
-from precache.agent.store import FileStore
+from precache.agent.stores.file import FileStore
 from precache.clients.images import LocalImageService
 from precache.conductor.inventory import StaticInventory
 from precache.conductor.service import ConductorService

@@ -14,7 +14,7 @@ import logging
 import time
 from concurrent import futures
 
-from precache import exception, objects
+from precache import context, exception, objects
 from precache.agent.backends.base import Backend
 from precache.agent.stores.base import Store
 from precache.conf import CONF
@@ -40,18 +40,17 @@ class ImageCache:
         for path in self.store.remove_stale_temp_files():
             LOG.warning('Removed %s, left by an interrupted fetch', path)
 
-    def ensure_all(self, images: list[objects.ImageSpec],
-                   request_id: str | None = None
+    def ensure_all(self, images: list[objects.ImageSpec]
                    ) -> list[objects.HostImageResult]:
-        """Ensure every image, a few at a time; one result per image."""
+        """Ensure every image, a few at a time; one result per image.
+
+        The workers log under the caller's request context."""
         workers = min(CONF.agent.max_concurrent_images, len(images)) or 1
         with futures.ThreadPoolExecutor(
                 workers, thread_name_prefix='cache') as pool:
-            return list(pool.map(
-                lambda image: self.ensure(image, request_id), images))
+            return list(pool.map(context.carried(self.ensure), images))
 
-    def ensure(self, image: objects.ImageSpec,
-               request_id: str | None = None) -> objects.HostImageResult:
+    def ensure(self, image: objects.ImageSpec) -> objects.HostImageResult:
         """Make one image resident; never raises."""
         result = objects.HostImageResult(
             host=self.host, image_id=image.id, state=State.ERROR,
@@ -70,8 +69,8 @@ class ImageCache:
         result.seconds = time.monotonic() - start
         result.finished_at = objects.utcnow()
         log = LOG.warning if result.state is State.ERROR else LOG.info
-        log('[req %(req)s] Image %(image)s on %(host)s: %(state)s%(how)s',
-            {'req': request_id, 'image': image.id, 'host': self.host,
+        log('Image %(image)s on %(host)s: %(state)s%(how)s',
+            {'image': image.id, 'host': self.host,
              'state': result.state.value,
              'how': ' (%s)' % result.reason if result.reason else
              ' via %s, %d bytes in %.1fs' % (result.method.value,

@@ -21,7 +21,7 @@ from typing import Any
 
 import oslo_messaging as messaging
 
-from precache import rpc, version
+from precache import context, rpc, version
 from precache.agent.stores.base import Store
 from precache.conf import CONF
 
@@ -38,8 +38,8 @@ class RegistryAPI:
         self.client = rpc.get_client(transport, rpc.CONDUCTOR_TOPIC,
                                      HEARTBEAT_VERSION)
 
-    def heartbeat(self, ctxt: dict[str, Any], report: dict[str, Any]
-                  ) -> None:
+    def heartbeat(self, ctxt: context.RequestContext,
+                  report: dict[str, Any]) -> None:
         self.client.prepare(version=HEARTBEAT_VERSION, retry=0).cast(
             ctxt, 'agent_heartbeat', report=report)
 

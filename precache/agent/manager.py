@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import datetime
 import logging
 from typing import Any
 
 import oslo_messaging as messaging
 
-from precache import objects, version
+from precache import context, objects, rpc, version
 from precache.agent.cache import ImageCache
 from precache.conf import CONF
 
 LOG = logging.getLogger(__name__)
-
-
-def _seconds_late(abandoned_after: str | None) -> float:
-    """How long ago the conductor stopped waiting (older conductors: 0)."""
-    if not abandoned_after:
-        return 0.0
-    try:
-        when = datetime.datetime.fromisoformat(abandoned_after)
-    except ValueError:
-        return 0.0
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.UTC)
-    return (objects.utcnow() - when).total_seconds()
 
 
 class AgentManager:
@@ -41,7 +27,7 @@ class AgentManager:
         self.host = cache.host
         self.cell = cell
 
-    def ping(self, ctxt: dict[str, Any]) -> dict[str, Any]:
+    def ping(self, ctxt: context.RequestContext) -> dict[str, Any]:
         """Liveness and capabilities, for the conductor."""
         return {'host': self.host, 'cell': self.cell,
                 'version': version.version_string,
@@ -49,30 +35,27 @@ class AgentManager:
                 'backends': [b.name for b in self.cache.backends],
                 'store': self.cache.store.describe()}
 
-    def cache_images(self, ctxt: dict[str, Any],
-                     images: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    @rpc.typed
+    def cache_images(self, ctxt: context.RequestContext,
+                     images: list[objects.ImageSpec]
+                     ) -> list[objects.HostImageResult]:
         """Make ``images`` resident here.
 
-        :param images: ImageSpec dicts, as the conductor read them from
-            the image service.
-        :returns: one HostImageResult dict per image, in order.
+        :param images: as the conductor read them from the image service.
+        :returns: one result per image, in order.
         """
-        LOG.info('[req %(req)s] RPC cache_images called for %(count)d '
-                 'image(s) of job %(job)s',
-                 {'req': ctxt.get('request_id'), 'count': len(images),
-                  'job': ctxt.get('job_id')})
-        specs = [objects.ImageSpec.from_dict(image) for image in images]
-        late = _seconds_late(ctxt.get('abandoned_after'))
+        LOG.info('RPC cache_images called for %(count)d image(s) of job '
+                 '%(job)s', {'count': len(images), 'job': ctxt.job_id})
+        # NOTE: an older conductor says nothing: then late is 0.
+        late = ctxt.seconds_late()
         if late > CONF.agent.clock_skew_allowance:
-            LOG.warning('[req %(req)s] Dropping cache_images of job %(job)s:'
-                        ' it waited in the queue %(late)ds beyond the time '
-                        'the conductor stopped waiting for it',
-                        {'req': ctxt.get('request_id'),
-                         'job': ctxt.get('job_id'), 'late': late})
+            LOG.warning('Dropping cache_images of job %(job)s: it waited in '
+                        'the queue %(late)ds beyond the time the conductor '
+                        'stopped waiting for it',
+                        {'job': ctxt.job_id, 'late': late})
             return [objects.HostImageResult(
                 host=self.host, image_id=spec.id,
                 state=objects.HostImageState.SKIPPED,
-                reason='request expired in the agent queue').to_dict()
-                for spec in specs]
-        results = self.cache.ensure_all(specs, ctxt.get('request_id'))
-        return [result.to_dict() for result in results]
+                reason='request expired in the agent queue')
+                for spec in images]
+        return self.cache.ensure_all(images)

@@ -6,7 +6,7 @@ from typing import Any
 
 import oslo_messaging as messaging
 
-from precache import objects, rpc
+from precache import context, objects, rpc
 
 
 class AgentAPI:
@@ -15,6 +15,9 @@ class AgentAPI:
     API version history:
 
     |    1.0 - Initial version: ping, cache_images.
+    |    (no version) - Calls go through precache.rpc.Serializer: a
+    |          RequestContext and ImageSpec / HostImageResult objects on
+    |          both sides; the dicts on the bus did not change.
     """
 
     # NOTE: must stay equal to AgentManager.RPC_API_VERSION (a test checks).
@@ -24,7 +27,7 @@ class AgentAPI:
         self.client = rpc.get_client(transport, rpc.AGENT_TOPIC,
                                      self.RPC_API_VERSION)
 
-    def ping(self, ctxt: dict[str, Any], host: str,
+    def ping(self, ctxt: context.RequestContext, host: str,
              timeout: int) -> dict[str, Any]:
         """Liveness and capabilities of the agent on ``host``.
 
@@ -36,7 +39,8 @@ class AgentAPI:
                                     timeout=timeout)
         return cctxt.call(ctxt, 'ping')
 
-    def cache_images(self, ctxt: dict[str, Any], host: str,
+    @rpc.typed
+    def cache_images(self, ctxt: context.RequestContext, host: str,
                      images: list[objects.ImageSpec], timeout: int,
                      call_monitor_timeout: int
                      ) -> list[objects.HostImageResult]:
@@ -51,6 +55,4 @@ class AgentAPI:
         cctxt = self.client.prepare(
             server=host, version='1.0', timeout=timeout,
             call_monitor_timeout=call_monitor_timeout)
-        reply = cctxt.call(ctxt, 'cache_images',
-                           images=[image.to_dict() for image in images])
-        return [objects.HostImageResult.from_dict(r) for r in reply]
+        return cctxt.call(ctxt, 'cache_images', images=images)

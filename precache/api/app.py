@@ -24,10 +24,9 @@ from typing import Any
 
 import webob.exc
 from keystonemiddleware import auth_token
-from oslo_context import context as oslo_context
 from oslo_middleware import http_proxy_to_wsgi, request_id
 
-from precache import rpc
+from precache import context, rpc
 from precache.api import faults, microversion, policy, router, util
 from precache.conductor.rpcapi import ConductorAPI
 from precache.conf import CONF
@@ -82,18 +81,20 @@ class Context:
     def __call__(self, environ: dict[str, Any],
                  start_response: StartResponse) -> Iterable[bytes]:
         if self.mode == 'keystone':
-            ctxt = oslo_context.RequestContext.from_environ(environ)
+            ctxt = context.RequestContext.from_environ(environ)
         elif self.mode == 'noauth':
             # NOTE: a token a client sends anyway (keystoneauth sends
             # "notused") must not reach Glance as the caller's.
-            ctxt = oslo_context.RequestContext.from_environ(
+            ctxt = context.RequestContext.from_environ(
                 environ, user_id='noauth', project_id='noauth',
                 roles=['admin', 'member', 'reader'], is_admin=True,
                 auth_token=None)
         else:
-            ctxt = oslo_context.RequestContext.from_environ(
+            ctxt = context.RequestContext.from_environ(
                 environ, user_id=None, project_id=None, roles=[],
                 auth_token=None)
+        # NOTE: from_environ made it this thread's current context: the
+        # lines logged while handling the request carry its ids.
         environ[util.CONTEXT_KEY] = ctxt
         return self.app(environ, start_response)
 

@@ -22,7 +22,7 @@ import oslo_messaging as messaging
 import webob
 import webob.exc
 
-from precache import exception
+from precache import context, exception
 
 LOG = logging.getLogger(__name__)
 
@@ -82,17 +82,15 @@ def from_exception(exc: BaseException,
                         'precache-conductor running? Try again later.',
                         {'Retry-After': '5'})
     if isinstance(exc, messaging.RemoteError):
-        LOG.error('[req %(req)s] Conductor failed: %(type)s: %(value)s',
-                  {'req': request_id, 'type': exc.exc_type,
-                   'value': _text(exc)})
+        LOG.error('Conductor failed: %(type)s: %(value)s',
+                  {'type': exc.exc_type, 'value': _text(exc)})
         return response(500, 'The conductor failed (%s); see its log, '
                         'request %s.' % (exc.exc_type, request_id))
     if isinstance(exc, messaging.MessagingException):
-        LOG.error('[req %(req)s] Message bus: %(exc)s',
-                  {'req': request_id, 'exc': exc})
+        LOG.error('Message bus: %s', exc)
         return response(503, 'The message bus is unreachable; try again '
                         'later.', {'Retry-After': '5'})
-    LOG.error('[req %s] Unexpected API error', request_id,
+    LOG.error('Unexpected API error',
               exc_info=(type(exc), exc, exc.__traceback__))
     return response(500, 'Unexpected API error; see the log, request %s.'
                     % request_id)
@@ -150,6 +148,12 @@ class JsonErrors:
             return chunks.append
 
         chunks: list[bytes] = []
+        # NOTE: the request's ids, current in this (reused) server thread
+        # from the start, so that no line logs a previous request's. The
+        # caller's identity joins them once authenticated (app.Context).
+        context.RequestContext(
+            request_id=environ.get('openstack.request_id'),
+            global_request_id=environ.get('openstack.global_request_id'))
         try:
             result = self.app(environ, capture)
             try:

@@ -8,13 +8,12 @@ from typing import Any
 
 import webob
 import webob.exc
-from oslo_context import context as oslo_context
 from oslo_utils import uuidutils
 
-from precache import rpc
 from precache.api import microversion, policy
 from precache.conductor.rpcapi import ConductorAPI
 from precache.conf import CONF
+from precache.context import RequestContext
 
 CONTEXT_KEY = 'precache.context'
 #: Deepest nesting of arrays and objects a body may have; Nova's bodies
@@ -27,7 +26,7 @@ class Request(webob.Request):
     """A webob request that knows its caller and its conductor."""
 
     @property
-    def context(self) -> oslo_context.RequestContext:
+    def context(self) -> RequestContext:
         return self.environ[CONTEXT_KEY]
 
     @property
@@ -41,13 +40,11 @@ class Request(webob.Request):
     def authorize(self, rule: str) -> None:
         policy.authorize(self.credentials, rule)
 
-    def rpc_context(self) -> dict[str, Any]:
-        """Ids for the logs on both sides of the bus; never the token."""
-        ctxt = self.context
-        return rpc.request_context(
-            request_id=ctxt.request_id,
-            global_request_id=ctxt.global_request_id,
-            user_id=ctxt.user_id, project_id=ctxt.project_id)
+    def rpc_context(self) -> RequestContext:
+        """The caller's context, for the conductor: on the bus it is its
+        ids and the user's and project's (RequestContext.to_wire), never
+        the token."""
+        return self.context
 
     @property
     def prefix(self) -> str:

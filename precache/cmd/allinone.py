@@ -15,9 +15,8 @@ import sys
 import threading
 
 import oslo_messaging as messaging
-from oslo_utils import uuidutils
 
-from precache import rpc, service
+from precache import context, rpc, service
 from precache.agent.service import AgentService
 from precache.agent.stores.file import FileStore
 from precache.cmd import (
@@ -151,8 +150,7 @@ def _run(args: argparse.Namespace, transport: messaging.Transport,
     by_name = {name: image_id for image_id, name in names.items()}
     image_ids = [by_name.get(ref, ref) for ref in wanted]
     api = ConductorAPI(transport, timeout=60)
-    ctxt = rpc.request_context(request_id='req-' +
-                               uuidutils.generate_uuid())
+    ctxt = context.get_internal_context()
     job = api.cache_images(ctxt, args.aggregate, image_ids)
     if not args.json:
         out.print('Job %s: %d image(s) on %d host(s) of aggregate %s; '

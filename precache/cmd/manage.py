@@ -13,9 +13,8 @@ import sys
 from typing import Any
 
 import oslo_messaging as messaging
-from oslo_utils import uuidutils
 
-from precache import objects, rpc, service, version
+from precache import context, objects, rpc, service, version
 from precache.cmd import EXIT_UNAVAILABLE, console, fatal, guarded
 from precache.conductor import windows
 from precache.conductor.rpcapi import ConductorAPI
@@ -56,7 +55,7 @@ def cache(args: argparse.Namespace) -> int:
         ('source', 'cli'),
     ) if value is not None}
     api = _conductor(args)
-    ctxt = rpc.request_context(request_id='req-' + uuidutils.generate_uuid())
+    ctxt = context.get_internal_context()
     job = _call(api.cache_images, ctxt, args.aggregate, args.image, options)
     if not job.hosts and not args.json:
         # NOTE: the (empty) job is recorded all the same, for the record.
@@ -76,7 +75,7 @@ def cache(args: argparse.Namespace) -> int:
 def reconcile(args: argparse.Namespace) -> int:
     """Start a job for what the aggregate lacks of its desired images."""
     api = _conductor(args)
-    ctxt = rpc.request_context(request_id='req-' + uuidutils.generate_uuid())
+    ctxt = context.get_internal_context()
     job = _call(api.reconcile, ctxt, args.aggregate, hosts=args.hosts,
                 source='cli')
     if job is None:
@@ -99,7 +98,7 @@ def reconcile(args: argparse.Namespace) -> int:
     return _wait_and_show(api, ctxt, job.id, args.json)
 
 
-def _nothing_to_reconcile(api: ConductorAPI, ctxt: dict[str, Any],
+def _nothing_to_reconcile(api: ConductorAPI, ctxt: context.RequestContext,
                           aggregate: str, only: list[str] | None) -> str:
     """Why reconcile started no job, as the end of a sentence.
 
@@ -117,8 +116,8 @@ def _nothing_to_reconcile(api: ConductorAPI, ctxt: dict[str, Any],
     return 'has every desired image on every host: nothing to do'
 
 
-def _wait_and_show(api: ConductorAPI, ctxt: dict[str, Any], job_id: str,
-                   as_json: bool) -> int:
+def _wait_and_show(api: ConductorAPI, ctxt: context.RequestContext,
+                   job_id: str, as_json: bool) -> int:
     """Wait for the job; show it: JSON, a table on a terminal, else (cron)
     exactly one summary line, ``job show`` having the details."""
     # NOTE: ``job_id`` may be a short id; poll with the full one.
@@ -168,19 +167,19 @@ def show_job(job: Any, as_json: bool) -> None:
 
 def job_show(args: argparse.Namespace) -> int:
     api = _conductor(args)
-    job = _call(api.get_job, rpc.request_context(), args.job_id)
+    job = _call(api.get_job, context.get_internal_context(), args.job_id)
     show_job(job, args.json)
     return console.exit_code(job) if job.state.is_final else 0
 
 
 def job_wait(args: argparse.Namespace) -> int:
-    return _wait_and_show(_conductor(args), rpc.request_context(),
+    return _wait_and_show(_conductor(args), context.get_internal_context(),
                           args.job_id, args.json)
 
 
 def job_list(args: argparse.Namespace) -> int:
     api = _conductor(args)
-    jobs = _call(api.list_jobs, rpc.request_context(),
+    jobs = _call(api.list_jobs, context.get_internal_context(),
                  aggregate=args.aggregate, state=args.state,
                  limit=args.limit, marker=args.marker)
     if args.json:
@@ -203,7 +202,8 @@ def _size(value: int | None) -> str:
 
 def agents_list(args: argparse.Namespace) -> int:
     """The agent registry: one line per agent, down ones included."""
-    agents = _call(_conductor(args).list_agents, rpc.request_context())
+    agents = _call(_conductor(args).list_agents,
+                   context.get_internal_context())
     if args.json:
         console.print_json(agents)
         return 0

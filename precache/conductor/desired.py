@@ -124,17 +124,17 @@ def reconcile(runner: JobRunner, aggregate_ref: str,
     stale = stale_pairs(targets, wanted, latest, runner.clock(),
                         CONF.conductor.refresh_age)
     if not stale:
-        LOG.info('[req %(req)s] Reconcile %(agg)s: %(images)d desired '
-                 'image(s) on %(hosts)d host(s) up to date; no job',
-                 {'req': request_id, 'agg': aggregate.name,
+        LOG.info('Reconcile %(agg)s: %(images)d desired image(s) on '
+                 '%(hosts)d host(s) up to date; no job',
+                 {'agg': aggregate.name,
                   'images': len(wanted), 'hosts': len(targets)})
         return None
     stale_hosts = [h for h in targets if any(p[0] == h for p in stale)]
     stale_images = [i for i in wanted if any(p[1] == i for p in stale)]
-    LOG.info('[req %(req)s] Reconcile %(agg)s: %(pairs)d (host, image) '
-             'pair(s) missing or older than %(age)ds: %(images)d image(s) '
-             'on %(hosts)d host(s)',
-             {'req': request_id, 'agg': aggregate.name, 'pairs': len(stale),
+    LOG.info('Reconcile %(agg)s: %(pairs)d (host, image) pair(s) missing '
+             'or older than %(age)ds: %(images)d image(s) on %(hosts)d '
+             'host(s)',
+             {'agg': aggregate.name, 'pairs': len(stale),
               'age': CONF.conductor.refresh_age,
               'images': len(stale_images), 'hosts': len(stale_hosts)})
     return runner.create(aggregate.id, stale_images,

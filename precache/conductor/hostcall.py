@@ -23,11 +23,10 @@ import datetime
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import oslo_messaging as messaging
 
-from precache import exception, objects, rpc, states
+from precache import context, exception, objects, states
 from precache.agent.rpcapi import AgentAPI
 from precache.conductor import windows
 from precache.conductor.registry import AgentStatus, too_old
@@ -85,7 +84,9 @@ class HostCaller:
             return results_for(host, cell, images, State.SKIPPED,
                                status.skip_reason)
         agent = self.agents(cell)
-        ctxt = rpc.request_context(request_id=job.id, job_id=job.id)
+        # NOTE: made this (fan-out) thread's current one: its lines, and
+        # the agent's for the call, carry the job's ids.
+        ctxt = context.for_job(job.id, job.request_id)
         if not status.heard_recently or CONF.conductor.always_ping_agents:
             started_at = objects.utcnow()
             why = self._ping(ctxt, agent, host, status)
@@ -99,7 +100,7 @@ class HostCaller:
         return self._call(ctxt, agent, images, host, cell, window)
 
     @staticmethod
-    def _ping(ctxt: dict[str, Any], agent: AgentAPI, host: str,
+    def _ping(ctxt: context.RequestContext, agent: AgentAPI, host: str,
               status: AgentStatus) -> str | None:
         """None when the agent answers, else why the host is skipped.
 
@@ -123,7 +124,7 @@ class HostCaller:
         return too_old(answer.get('rpc_version'))
 
     @staticmethod
-    def _call(ctxt: dict[str, Any], agent: AgentAPI,
+    def _call(ctxt: context.RequestContext, agent: AgentAPI,
               images: list[objects.ImageSpec], host: str,
               cell: str | None,
               window: windows.Window) -> list[objects.HostImageResult]:
@@ -133,9 +134,8 @@ class HostCaller:
         start, started_at = time.monotonic(), objects.utcnow()
         # NOTE: past this, without a heartbeat, the conductor has given up
         # (the agent adds its own allowance for clock skew).
-        ctxt = dict(ctxt, abandoned_after=(
-            objects.utcnow() + datetime.timedelta(
-                seconds=min(monitor, timeout))).isoformat())
+        ctxt = ctxt.waited_until(objects.utcnow() + datetime.timedelta(
+            seconds=min(monitor, timeout)))
         try:
             results = agent.cache_images(ctxt, host, images, timeout=timeout,
                                          call_monitor_timeout=monitor)

@@ -7,10 +7,12 @@ limiter, the recorder, the start lock). When it starts a job it makes a
 cancel finds either a job not started or its run. The run holds that
 job's state — its stop event, maintenance window, images, whether it was
 resumed, whether a cancel is under way — and everything reports to it:
-the fan-out asks it to start each host (:meth:`JobRun.start_host`) and
-to record a host that failed outside its call
-(:meth:`JobRun.host_failed`); the recorder tells it that a cancel made
-elsewhere took a host's claim (:meth:`JobRun.claim_lost`).
+the fan-out asks it to start each host (:meth:`JobRun.start_host`,
+which answers when to try a host again: conductor/retries.py), to record
+a host that failed outside its call (:meth:`JobRun.host_failed`) and one
+whose retry will not start (:meth:`JobRun.retry_dropped`); the recorder
+tells it that a cancel made elsewhere took a host's claim
+(:meth:`JobRun.claim_lost`).
 
 A run holds its job's lease (conductor/liveness.py): every write it
 makes carries it, and the first write refused because another conductor
@@ -30,7 +32,7 @@ import threading
 import time
 
 from precache import exception, objects, states
-from precache.conductor import fanout, hostcall, windows
+from precache.conductor import fanout, hostcall, retries, windows
 from precache.conductor.hostcall import HostCaller
 from precache.conductor.inventory import Inventory
 from precache.conductor.liveness import LeaseClock
@@ -98,34 +100,75 @@ class JobRun:
         self.window = windows.Window(None, shared.clock)
         self.images: list[objects.ImageSpec] = []
         self.job: objects.Job | None = None
+        #: Hosts started and not yet recorded: their attempts so far.
+        self._attempts: dict[str, retries.HostAttempts] = {}
 
     # -- what the fan-out and the recorder report ---------------------------
 
-    def start_host(self, host: str, cell: str | None) -> None:
-        """Claim the host and call it; its results are queued."""
+    def start_host(self, host: str, cell: str | None
+                   ) -> fanout.Retry | None:
+        """Claim the host and call it; its results are queued, or it is
+        tried again later (conductor/retries.py): returns when."""
         if self.lost or not self._lease_holds():
-            return
+            return None  # NOTE: the job's next owner calls the host
+        tried = self._attempts.get(host)
         if self.window.closed():
+            if tried is not None:
+                self.retry_dropped(host, cell)
+                return None
             # NOTE: the slot was taken just before the deadline; the host
             # is not claimed, so end() skips it with the others left.
             self.shared.store.skip_hosts(
                 self.job_id, [host], states.SkipReason.WINDOW_CLOSED.value,
                 lease=self.lease)
-            return
+            return None
         with self.shared.start_lock:
-            if self.cancelling:
-                return  # NOTE: the cancel skips its rows.
-            self.shared.recorder.claim(self.job_id, host, self.lease)
+            go = not self.cancelling
+            if go and tried is None:
+                self.shared.recorder.claim(self.job_id, host, self.lease)
+        if not go:
+            # NOTE: the cancel skips the rows of hosts not started; one
+            # between its attempts is running: it ends here.
+            if tried is not None:
+                self.retry_dropped(host, cell)
+            return None
         assert self.job is not None
-        self._record(self.shared.caller.cache_images(
-            self.job, self.images, host, cell, self.window))
+        if tried is None:
+            tried = self._attempts[host] = retries.HostAttempts(
+                self.job_id, host, self.images, self._attempt_limit(),
+                self.window, self.stop)
+        wait = tried.ended(self.shared.caller.cache_images(
+            self.job, tried.images_to_try(), host, cell, self.window))
+        if wait is None:
+            self._record(self._attempts.pop(host).results())
+            return None
+        return fanout.Retry(time.monotonic() + wait)
 
     def host_failed(self, host: str, cell: str | None,
                     exc: BaseException) -> None:
         """Record what :meth:`start_host` raised as the host's error."""
-        self._record(hostcall.results_for(
-            host, cell, self.images, State.ERROR,
-            states.ErrorReason.INTERNAL.detail(exc)))
+        tried = self._attempts.pop(host, None)
+        kept = tried.kept() if tried else []
+        done = {r.image_id for r in kept}
+        self._record(kept + hostcall.results_for(
+            host, cell, [i for i in self.images if i.id not in done],
+            State.ERROR, states.ErrorReason.INTERNAL.detail(exc)))
+
+    def retry_dropped(self, host: str, cell: str | None) -> None:
+        """Record a host's last attempt: it will not be tried again."""
+        tried = self._attempts.pop(host, None)
+        if tried is None:
+            return
+        tried.dropped('the job stops' if self.stop.is_set() or
+                      self.cancelling else 'the window closed')
+        self._record(tried.results())
+
+    def _attempt_limit(self) -> int:
+        """``[conductor] host_attempts``, or the job's lower option."""
+        assert self.job is not None
+        asked = self.job.options.get('host_attempts')
+        configured = CONF.conductor.host_attempts
+        return min(configured, asked) if asked else configured
 
     def claim_lost(self, host: str) -> None:
         """A cancel made elsewhere skipped ``host`` as its call started."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from oslo_utils import uuidutils
 
-from precache import exception, notifications, objects, states
+from precache import context, exception, notifications, objects, states
 from precache.agent.rpcapi import AgentAPI
 from precache.clients.images import ImageService
 from precache.conductor import fanout, windows
@@ -37,7 +37,8 @@ LOG = logging.getLogger(__name__)
 State = objects.HostImageState
 
 def _limit(name: str, value: Any) -> int:
-    """A concurrency limit: it may only lower the configured one."""
+    """A concurrency or attempt limit: it may only lower the configured
+    one."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise exception.InvalidOption(option=name,
                                       reason='must be an integer >= 1')
@@ -77,6 +78,8 @@ def _source(name: str, value: Any) -> str:
 OPTIONS: dict[str, Callable[[str, Any], Any]] = {
     'max_concurrent_hosts': _limit,
     'max_concurrent_hosts_per_cell': _limit,
+    # NOTE: attempts at a host that fails for a transient reason.
+    'host_attempts': _limit,
     # NOTE: an absolute deadline, or a window (seconds) turned into one
     # at accept time; see windows.py.
     **windows.OPTION_CHECKS,
@@ -177,16 +180,16 @@ class JobRunner:
             dedupe=bool(options.get('dedupe')),
             lease_time=CONF.conductor.lease_time)
         if job.id != job_id:
-            LOG.info('[req %(req)s] Job %(job)s (%(state)s) already covers '
+            LOG.info('Job %(job)s (%(state)s) already covers '
                      '%(images)d image(s) on %(hosts)d host(s) of aggregate '
                      '%(agg)s; no new job', {
-                         'req': request_id, 'job': job.id,
+                         'job': job.id,
                          'state': job.state.value, 'images': len(images),
                          'hosts': len(hosts), 'agg': aggregate.name})
             return job
-        LOG.info('[req %(req)s] Job %(job)s accepted: %(images)d image(s) '
+        LOG.info('Job %(job)s accepted: %(images)d image(s) '
                  'on %(hosts)d host(s) of aggregate %(agg)s',
-                 {'req': request_id, 'job': job.id, 'images': len(images),
+                 {'job': job.id, 'images': len(images),
                   'hosts': len(hosts), 'agg': aggregate.name})
         self.submit(job.id, Lease(self.conductor_host, 0))
         return job
@@ -381,6 +384,9 @@ class JobRunner:
                 run = self._runs[job_id] = JobRun(
                     self._shared(), job_id, resumed, lease, resumed_from)
         try:
+            # NOTE: this thread logs under the job's ids from now on.
+            context.for_job(job_id, self.store.get_job(
+                job_id, with_results=False).request_id)
             left = run.fan_out()
         finally:
             with self._start_lock:

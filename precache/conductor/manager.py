@@ -9,7 +9,7 @@ from typing import Any
 import oslo_messaging as messaging
 from oslo_utils import uuidutils
 
-from precache import exception
+from precache import context, exception, objects, rpc
 from precache.conductor import desired, images
 from precache.conductor.jobs import JobRunner
 from precache.conductor.registry import Registry
@@ -75,11 +75,12 @@ class ConductorManager:
 
     @messaging.expected_exceptions(exception.Invalid, exception.NotFound,
                                    exception.TemporaryFailure)
-    def cache_images(self, ctxt: dict[str, Any], aggregate: str,
+    @rpc.typed
+    def cache_images(self, ctxt: context.RequestContext, aggregate: str,
                      image_ids: list[str],
                      options: dict[str, Any] | None = None,
                      caller: dict[str, Any] | None = None
-                     ) -> dict[str, Any]:
+                     ) -> objects.Job:
         """Accept a job: make ``image_ids`` resident on ``aggregate``.
 
         ``caller`` holds the API caller's token: never log it.
@@ -88,18 +89,17 @@ class ConductorManager:
         :raises: Invalid (bad image list or option, image not active),
             NotFound (aggregate or image), TemporaryFailure.
         """
-        LOG.info('[req %(req)s] RPC cache_images called for aggregate '
-                 '%(agg)s, images %(images)s',
-                 {'req': ctxt.get('request_id'), 'agg': aggregate,
-                  'images': image_ids})
-        job = self.runner.create(aggregate, image_ids, options,
-                                 request_id=ctxt.get('request_id'),
-                                 caller=caller)
-        return job.to_dict()
+        LOG.info('RPC cache_images called for aggregate %(agg)s, images '
+                 '%(images)s', {'agg': aggregate, 'images': image_ids})
+        # NOTE: the job records the id of the request that started it all,
+        # the one its threads and agents then log (precache.context).
+        return self.runner.create(aggregate, image_ids, options,
+                                  request_id=ctxt.global_id, caller=caller)
 
     @messaging.expected_exceptions(exception.NotFound, exception.Invalid)
-    def get_job(self, ctxt: dict[str, Any], job_id: str,
-                with_results: bool = True) -> dict[str, Any]:
+    @rpc.typed
+    def get_job(self, ctxt: context.RequestContext, job_id: str,
+                with_results: bool = True) -> objects.Job:
         """``job_id``: an id, or a unique start of one (the short id the
         CLI shows), as git takes a commit's.
 
@@ -108,12 +108,14 @@ class ConductorManager:
         store = self.runner.store
         if not uuidutils.is_uuid_like(job_id):
             job_id = _unique_job_id(store, job_id)
-        return store.get_job(job_id, with_results).to_dict()
+        return store.get_job(job_id, with_results)
 
     @messaging.expected_exceptions(exception.NotFound, exception.Invalid)
-    def list_jobs(self, ctxt: dict[str, Any], aggregate: str | None = None,
+    @rpc.typed
+    def list_jobs(self, ctxt: context.RequestContext,
+                  aggregate: str | None = None,
                   state: str | None = None, limit: int = 50,
-                  marker: str | None = None) -> list[dict[str, Any]]:
+                  marker: str | None = None) -> list[objects.Job]:
         """``aggregate``: an id, uuid or name (jobs record its name).
 
         :raises: JobNotFound (unknown marker), InventoryInvalid
@@ -124,18 +126,17 @@ class ConductorManager:
                     aggregate).name
             except exception.NotFound:
                 pass  # NOTE: jobs of an aggregate since removed
-        jobs = self.runner.store.list_jobs(aggregate, state, limit, marker)
-        return [job.to_dict() for job in jobs]
+        return self.runner.store.list_jobs(aggregate, state, limit, marker)
 
     @messaging.expected_exceptions(exception.NotFound, exception.Conflict)
-    def cancel_job(self, ctxt: dict[str, Any], job_id: str
-                   ) -> dict[str, Any]:
+    @rpc.typed
+    def cancel_job(self, ctxt: context.RequestContext, job_id: str
+                   ) -> objects.Job:
         """Start no new host of the job; hosts in flight finish.
 
         :raises: JobNotFound; Conflict when the job is already final.
         """
-        LOG.info('[req %(req)s] RPC cancel_job called for job %(job)s',
-                 {'req': ctxt.get('request_id'), 'job': job_id})
+        LOG.info('RPC cancel_job called for job %s', job_id)
         runner = self.runner.store.runner_of(job_id)
         if self.peers and runner and runner != self.runner.conductor_host:
             # NOTE: only the conductor running the job knows which hosts
@@ -143,31 +144,32 @@ class ConductorManager:
             timeout = CONF.conductor.peer_timeout
             try:
                 return self.peers.cancel_job(ctxt, job_id, server=runner,
-                                             timeout=timeout).to_dict()
+                                             timeout=timeout)
             except messaging.MessagingTimeout:
                 LOG.warning('Job %(job)s: its conductor %(runner)s did not '
                             'answer the cancel within %(timeout)ds; '
                             'cancelling it in the job store here',
                             {'job': job_id, 'runner': runner,
                              'timeout': timeout})
-        return self.runner.cancel(job_id).to_dict()
+        return self.runner.cancel(job_id)
 
     @messaging.expected_exceptions(exception.NotFound, exception.Invalid)
-    def get_resident_images(self, ctxt: dict[str, Any], aggregate: str
+    def get_resident_images(self, ctxt: context.RequestContext, aggregate: str
                             ) -> dict[str, Any]:
         """:raises: AggregateNotFound, InventoryInvalid"""
         return self.runner.resident_images(aggregate)
 
     @messaging.expected_exceptions(exception.Invalid,
                                    exception.TemporaryFailure)
-    def list_aggregates(self, ctxt: dict[str, Any]) -> list[dict[str, Any]]:
+    def list_aggregates(self, ctxt: context.RequestContext
+                        ) -> list[dict[str, Any]]:
         """:raises: InventoryInvalid, ServiceUnavailable"""
         return [dataclasses.asdict(aggregate) for aggregate in
                 self.runner.inventory.list_aggregates()]
 
     @messaging.expected_exceptions(exception.NotFound, exception.Invalid,
                                    exception.TemporaryFailure)
-    def get_aggregate(self, ctxt: dict[str, Any], aggregate: str
+    def get_aggregate(self, ctxt: context.RequestContext, aggregate: str
                       ) -> dict[str, Any]:
         """:raises: AggregateNotFound, InventoryInvalid, ServiceUnavailable"""
         return dataclasses.asdict(self.runner.inventory.get_aggregate(
@@ -175,7 +177,7 @@ class ConductorManager:
 
     @messaging.expected_exceptions(exception.Invalid,
                                    exception.TemporaryFailure)
-    def find_images(self, ctxt: dict[str, Any],
+    def find_images(self, ctxt: context.RequestContext,
                     ids: list[str] | None = None,
                     names: list[str] | None = None,
                     properties: dict[str, str] | None = None,
@@ -187,38 +189,38 @@ class ConductorManager:
 
         :raises: ServiceUnavailable
         """
-        LOG.debug('[req %(req)s] RPC find_images called: ids %(ids)s, '
-                  'names %(names)s', {'req': ctxt.get('request_id'),
-                                      'ids': ids, 'names': names})
+        LOG.debug('RPC find_images called: ids %(ids)s, names %(names)s',
+                  {'ids': ids, 'names': names})
         return images.find(self.runner.image_service, ids, names,
                            properties, caller)
 
     @messaging.expected_exceptions(exception.Invalid, exception.NotFound,
                                    exception.TemporaryFailure)
-    def reconcile(self, ctxt: dict[str, Any], aggregate: str,
+    @rpc.typed
+    def reconcile(self, ctxt: context.RequestContext, aggregate: str,
                   hosts: list[str] | None = None,
-                  source: str = 'reconcile') -> dict[str, Any] | None:
+                  source: str = 'reconcile') -> objects.Job | None:
         """Start a job for what the aggregate lacks of its desired images.
 
         :returns: the job, or None when nothing is missing.
         :raises: AggregateNotFound, InvalidOption, TemporaryFailure.
         """
-        LOG.info('[req %(req)s] RPC reconcile called for aggregate %(agg)s'
-                 '%(hosts)s', {'req': ctxt.get('request_id'), 'agg': aggregate,
-                               'hosts': ', hosts %s' % hosts if hosts else ''})
+        LOG.info('RPC reconcile called for aggregate %(agg)s%(hosts)s',
+                 {'agg': aggregate,
+                  'hosts': ', hosts %s' % hosts if hosts else ''})
         job = desired.reconcile(self.runner, aggregate, hosts, source,
-                                request_id=ctxt.get('request_id'))
-        if job is None:
-            return None
-        job.results = None  # NOTE: the counts say enough; rows are many
-        return job.to_dict()
+                                request_id=ctxt.global_id)
+        if job is not None:
+            job.results = None  # NOTE: the counts say enough; rows are many
+        return job
 
-    def agent_heartbeat(self, ctxt: dict[str, Any],
+    def agent_heartbeat(self, ctxt: context.RequestContext,
                         report: dict[str, Any]) -> None:
         """Record an agent's heartbeat (a cast; see agent/heartbeat.py)."""
         if self.registry is not None:
             self.registry.heartbeat(report)
 
-    def list_agents(self, ctxt: dict[str, Any]) -> list[dict[str, Any]]:
+    def list_agents(self, ctxt: context.RequestContext
+                    ) -> list[dict[str, Any]]:
         """Every registered agent, its last report and state."""
         return self.registry.list() if self.registry is not None else []

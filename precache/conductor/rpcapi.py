@@ -6,7 +6,7 @@ from typing import Any
 
 import oslo_messaging as messaging
 
-from precache import objects, rpc
+from precache import context, objects, rpc
 
 #: cache_images options a conductor older than 1.3 refuses.
 OPTIONS_1_3 = frozenset({'deadline', 'window', 'hosts', 'dedupe', 'source'})
@@ -30,6 +30,9 @@ class ConductorAPI:
     |          aggregates, for Nova's GET /os-aggregates).
     |    1.6 - Added find_images (Glance's image lookup as the caller sees
     |          it, for novaclient with an endpoint override).
+    |    (1.6) - Calls go through precache.rpc.Serializer: a
+    |          RequestContext and Job objects on both sides; the dicts on
+    |          the bus did not change, so no new version.
     """
 
     # NOTE: must stay equal to ConductorManager.RPC_API_VERSION.
@@ -49,7 +52,8 @@ class ConductorAPI:
         return self.client.prepare(version=version, retry=self.retry,
                                    **kwargs)
 
-    def cache_images(self, ctxt: dict[str, Any], aggregate: str,
+    @rpc.typed
+    def cache_images(self, ctxt: context.RequestContext, aggregate: str,
                      image_ids: list[str],
                      options: dict[str, Any] | None = None,
                      caller: dict[str, Any] | None = None) -> objects.Job:
@@ -74,26 +78,27 @@ class ConductorAPI:
             version = '1.3'
         if caller is not None and caller.get('auth_token'):
             version = '1.4'
-        job = self._prepare(version).call(ctxt, 'cache_images', **kwargs)
-        return objects.Job.from_dict(job)
+        return self._prepare(version).call(ctxt, 'cache_images', **kwargs)
 
-    def get_job(self, ctxt: dict[str, Any], job_id: str,
+    @rpc.typed
+    def get_job(self, ctxt: context.RequestContext, job_id: str,
                 with_results: bool = True) -> objects.Job:
         """:raises: precache.exception.JobNotFound"""
-        job = self._prepare('1.0').call(ctxt, 'get_job', job_id=job_id,
-                                        with_results=with_results)
-        return objects.Job.from_dict(job)
+        return self._prepare('1.0').call(ctxt, 'get_job', job_id=job_id,
+                                         with_results=with_results)
 
-    def list_jobs(self, ctxt: dict[str, Any], aggregate: str | None = None,
+    @rpc.typed
+    def list_jobs(self, ctxt: context.RequestContext,
+                  aggregate: str | None = None,
                   state: str | None = None, limit: int = 50,
                   marker: str | None = None) -> list[objects.Job]:
         """Newest first, without per-host rows."""
-        jobs = self._prepare('1.0').call(
+        return self._prepare('1.0').call(
             ctxt, 'list_jobs', aggregate=aggregate, state=state,
             limit=limit, marker=marker)
-        return [objects.Job.from_dict(job) for job in jobs]
 
-    def cancel_job(self, ctxt: dict[str, Any], job_id: str,
+    @rpc.typed
+    def cancel_job(self, ctxt: context.RequestContext, job_id: str,
                    server: str | None = None,
                    timeout: int | None = None) -> objects.Job:
         """Start no new host of the job; hosts in flight finish (1.1).
@@ -107,11 +112,10 @@ class ConductorAPI:
         kwargs: dict[str, Any] = {'server': server} if server else {}
         if timeout is not None:
             kwargs['timeout'] = timeout
-        job = self._prepare('1.1', **kwargs).call(ctxt, 'cancel_job',
-                                                  job_id=job_id)
-        return objects.Job.from_dict(job)
+        return self._prepare('1.1', **kwargs).call(ctxt, 'cancel_job',
+                                                   job_id=job_id)
 
-    def get_resident_images(self, ctxt: dict[str, Any],
+    def get_resident_images(self, ctxt: context.RequestContext,
                             aggregate: str) -> dict[str, Any]:
         """The images each host of an aggregate holds, as last reported.
 
@@ -122,7 +126,8 @@ class ConductorAPI:
         return self._prepare('1.1').call(ctxt, 'get_resident_images',
                                          aggregate=aggregate)
 
-    def list_aggregates(self, ctxt: dict[str, Any]) -> list[dict[str, Any]]:
+    def list_aggregates(self, ctxt: context.RequestContext
+                        ) -> list[dict[str, Any]]:
         """Every aggregate of the inventory (1.5).
 
         :returns: dicts with id, name, uuid, hosts, metadata, created_at
@@ -131,7 +136,7 @@ class ConductorAPI:
         """
         return self._prepare('1.5').call(ctxt, 'list_aggregates')
 
-    def get_aggregate(self, ctxt: dict[str, Any],
+    def get_aggregate(self, ctxt: context.RequestContext,
                       aggregate: str) -> dict[str, Any]:
         """One aggregate by id, uuid or name, as list_aggregates (1.5).
 
@@ -140,7 +145,7 @@ class ConductorAPI:
         return self._prepare('1.5').call(ctxt, 'get_aggregate',
                                          aggregate=aggregate)
 
-    def find_images(self, ctxt: dict[str, Any],
+    def find_images(self, ctxt: context.RequestContext,
                     ids: list[str] | None = None,
                     names: list[str] | None = None,
                     properties: dict[str, str] | None = None,
@@ -161,7 +166,8 @@ class ConductorAPI:
             ctxt, 'find_images', ids=ids, names=names,
             properties=properties, caller=caller)
 
-    def list_agents(self, ctxt: dict[str, Any]) -> list[dict[str, Any]]:
+    def list_agents(self, ctxt: context.RequestContext
+                    ) -> list[dict[str, Any]]:
         """The agent registry: each agent's last heartbeat and state (1.2).
 
         :returns: dicts with host, cell, version, rpc_version, backends,
@@ -170,7 +176,8 @@ class ConductorAPI:
         """
         return self._prepare('1.2').call(ctxt, 'list_agents')
 
-    def reconcile(self, ctxt: dict[str, Any], aggregate: str,
+    @rpc.typed
+    def reconcile(self, ctxt: context.RequestContext, aggregate: str,
                   hosts: list[str] | None = None,
                   source: str | None = None) -> objects.Job | None:
         """Start a job for what the aggregate's hosts lack of its desired
@@ -188,5 +195,4 @@ class ConductorAPI:
         kwargs: dict[str, Any] = {'aggregate': aggregate, 'hosts': hosts}
         if source is not None:
             kwargs['source'] = source
-        job = self._prepare('1.3').call(ctxt, 'reconcile', **kwargs)
-        return None if job is None else objects.Job.from_dict(job)
+        return self._prepare('1.3').call(ctxt, 'reconcile', **kwargs)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import croniter
 
-from precache import exception
+from precache import context, exception
 from precache.conductor import desired, windows
 from precache.conf import CONF
 from precache.conf import schedules as schedules_conf
@@ -197,8 +197,9 @@ class Scheduler:
             if schedule.max_concurrent_hosts:
                 options['max_concurrent_hosts'] = \
                     schedule.max_concurrent_hosts
+            origin = context.get_internal_context('schedule-%s' % key)
             job = self.runner.create(aggregate, images, options,
-                                     request_id='schedule-%s' % key)
+                                     request_id=origin.global_id)
         except exception.PrecacheException as exc:
             LOG.warning('Schedule %(key)s: run of %(due)s started no job: '
                         '%(why)s', {'key': key, 'due': due.isoformat(),
@@ -251,8 +252,10 @@ class Scheduler:
         if not self._claim(key, due, now):
             return None
         try:
+            origin = context.get_internal_context(
+                'reconcile-%s' % aggregate)
             job = desired.reconcile(self.runner, aggregate,
-                                    request_id='reconcile-%s' % aggregate)
+                                    request_id=origin.global_id)
         except exception.PrecacheException as exc:
             LOG.warning('Periodic reconcile of %(agg)s failed: %(why)s',
                         {'agg': aggregate, 'why': exc})

@@ -61,6 +61,31 @@ opts: list[cfg.Opt] = [
                      'the round trips of every host (the bound of big '
                      'fan-outs). Agents never heard of, or silent for '
                      'longer, are always pinged first.'),
+    cfg.IntOpt('host_attempts',
+               default=3, min=1, max=10,
+               help='Attempts at a host within one job when it fails for '
+                    'a transient reason (agent down or not responding, '
+                    'unreachable, stopped responding, timed out); other '
+                    'failures (hash mismatch, no space, unsupported, the '
+                    'agent\'s own errors) are never retried. Attempts wait '
+                    'host_retry_delay, then twice that and so on, plus '
+                    'jitter, without holding a fan-out slot, and never '
+                    'start after the job\'s deadline, a cancel or a '
+                    'conductor stop. More attempts ride out longer bus or '
+                    'agent outages (an agent silent while the broker '
+                    'restarts) but keep a job with a really dead host '
+                    'running longer before it ends; 1 turns retries off. '
+                    'A job may ask for fewer (option host_attempts), never '
+                    'for more.'),
+    cfg.FloatOpt('host_retry_delay',
+                 default=10.0, min=0.1, max=600.0,
+                 help='Seconds before a host\'s second attempt; each '
+                      'further one waits twice as long (at most 300 s), '
+                      'plus a random share of this so that hosts that '
+                      'failed together are not retried in step. Cover the '
+                      'outages worth riding out: with host_attempts 3 the '
+                      'third attempt starts 3 to 5 times this after the '
+                      'first one failed.'),
     cfg.IntOpt('window_grace',
                default=900, min=0,
                help='Seconds a host already working when its job\'s '

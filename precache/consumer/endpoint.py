@@ -21,7 +21,7 @@ from typing import Any
 import oslo_messaging as messaging
 from oslo_utils import uuidutils
 
-from precache import exception, objects, rpc
+from precache import context, exception, objects
 from precache.conductor.rpcapi import ConductorAPI
 from precache.conf import CONF
 from precache.consumer import events
@@ -144,12 +144,14 @@ class NotificationEndpoint:
                    else 'every host')
 
     def _call(self, message_id: str, event_type: str, aggregate: str,
-              call: Callable[[dict[str, Any], str], objects.Job | None],
+              call: Callable[[context.RequestContext, str],
+                             objects.Job | None],
               what: str) -> None:
-        ctxt = rpc.request_context(request_id='req-' +
-                                   uuidutils.generate_uuid())
+        # NOTE: one request per (notification, aggregate); made current,
+        # so these lines carry the id the conductor and agents log too.
+        ctxt = context.get_internal_context()
         where = {'msg': message_id, 'event': event_type, 'agg': aggregate,
-                 'what': what, 'req': ctxt['request_id']}
+                 'what': what}
         refused = None
         try:
             job = call(ctxt, aggregate)
@@ -162,12 +164,12 @@ class NotificationEndpoint:
             return
         if job is None:
             LOG.info('Notification %(msg)s (%(event)s): aggregate %(agg)s, '
-                     '%(what)s: nothing missing, no job [req %(req)s]',
+                     '%(what)s: nothing missing, no job',
                      where)
             return
         LOG.info('Notification %(msg)s (%(event)s): aggregate %(agg)s, '
                  '%(what)s: job %(job)s (%(state)s, %(hosts)d host(s), '
-                 '%(images)d image(s)) [req %(req)s]',
+                 '%(images)d image(s))',
                  dict(where, job=job.id, state=job.state.value,
                       hosts=job.hosts, images=len(job.image_ids)))
 

@@ -261,7 +261,8 @@ class JobStore:
             reason=row.reason, created_at=row.created_at,
             started_at=row.started_at, finished_at=row.finished_at,
             hosts=hosts, counts=counts,
-            results=results if with_results else None)
+            results=results if with_results else None,
+            request_id=row.request_id)
 
     @transaction
     def set_job_state(self, job_id: str, state: objects.JobState,

@@ -17,14 +17,25 @@ import pytest
 from precache import rpc
 from precache.conductor.rpcapi import ConductorAPI
 from precache.conf import CONF
+from tests.functional.broker import PrivateBroker
 from tests.functional.harness import Cluster, db_sync, private_vhost
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        'markers', 'broker_restart: starts, stops and kills a RabbitMQ '
+        'node of its own (rabbitmq-server installed; 5672 untouched)')
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that start services need the broker: mark them ``rabbit``."""
+    """Tests that start services need the broker: mark them ``rabbit``;
+    those on a RabbitMQ node of their own ``broker_restart``."""
     for item in items:
-        if 'cluster' in getattr(item, 'fixturenames', ()):
+        names = getattr(item, 'fixturenames', ())
+        if 'cluster' in names:
             item.add_marker(pytest.mark.rabbit)
+        if 'private_broker' in names:
+            item.add_marker(pytest.mark.broker_restart)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -87,3 +98,18 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Any,
     if not cluster.log_errors_expected:
         errors = cluster.log_errors()
         assert not errors, '\n'.join(errors) + '\n' + cluster.describe()
+
+
+@pytest.fixture(scope='module')
+def private_broker(tmp_path_factory: pytest.TempPathFactory
+                   ) -> Iterator[PrivateBroker]:
+    """A started RabbitMQ node of the module's own (see broker.py), which
+    its tests may stop, kill and restart; shut down at the end, however
+    the tests ended."""
+    broker = PrivateBroker(str(tmp_path_factory.mktemp('rabbitmq')))
+    try:
+        seconds = broker.start()
+        print('RabbitMQ node %s started in %.1fs' % (broker.node, seconds))
+        yield broker
+    finally:
+        broker.stop()

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 import re
 import time
 import uuid
+from typing import Any
 
 from precache import objects
+from tests.functional.conductors import add_conductor
 from tests.functional.harness import (
     Cluster,
     Service,
@@ -125,63 +126,108 @@ def test_cron_exit_codes_and_one_summary_line(cluster: Cluster) -> None:
     assert json.loads(done.stdout)['counts']['existing'] == 2
 
 
-def _second_conductor(cluster: Cluster) -> Service:
-    """Another conductor with the first one's settings (schedules too)
-    and job store."""
-    base = cluster.conductor
-    assert base is not None
-    sections = {section: dict(options)
-                for section, options in base.sections.items()}
-    host = cluster.host('conductor2')
-    sections['DEFAULT'].update(host=host, state_path=os.path.join(
-        cluster.root, 'state2'))
-    sections['DEFAULT'].pop('log_file', None)
-    service = Service('conductor2', 'precache-conductor',
-                      os.path.join(cluster.root, 'conductor2'), sections,
-                      ready=r'Conductor %s started' % re.escape(host))
-    cluster.services.append(service)
-    return service
+#: Every ten seconds (croniter's sixth field is the second).
+EVERY_TEN_SECONDS = '* * * * * */10'
 
 
-def test_schedule_runs_once_across_two_conductors(cluster: Cluster) -> None:
-    """Both conductors carry the schedule; each starts with its latest
-    occurrence inside its window: one job, not two."""
-    image = cluster.make_image('nightly')
-    aggregate = cluster.add_aggregate('compute', ['cmp1'])
-    name = 'every-minute'
-    schedule = {'schedules': {'names': name, 'check_interval': 1},
-                'schedule:%s' % name: {'cron': '* * * * *',
-                                       'aggregates': aggregate,
-                                       'images': image.id,
-                                       'window': '1h'}}
-    cluster.agent('cmp1').start()
+def three_conductors(cluster: Cluster,
+                     **sections: dict[str, Any]) -> list[Service]:
+    """Three conductors with the same settings (and ``sections``) and job
+    store, started; the cluster's agents too."""
     first = cluster.make_conductor()
-    for section, options in schedule.items():
+    for section, options in sections.items():
         first.rewrite_config(section, **options)
-    second = _second_conductor(cluster)
-    for service in (first.start(), second.start(), cluster.agents['cmp1']):
+    conductors = [first, add_conductor(cluster, 'conductor2'),
+                  add_conductor(cluster, 'conductor3')]
+    started = [c.start() for c in conductors]
+    for service in started + list(cluster.agents.values()):
         service.wait_ready()
+    return conductors
 
-    deadline = time.monotonic() + 60
+
+def wait_jobs(cluster: Cluster, aggregate: str, count: int,
+              timeout: float = 60) -> list[objects.Job]:
+    """The aggregate's jobs, once there are ``count``, all ended."""
+    deadline = time.monotonic() + timeout
     while True:
         jobs = cluster.api.list_jobs({}, aggregate=aggregate)
-        if jobs:
-            break
-        assert time.monotonic() < deadline, cluster.describe()
+        if len(jobs) >= count and all(j.state.is_final for j in jobs):
+            return jobs
+        assert time.monotonic() < deadline, (
+            [(j.state, j.options) for j in jobs], cluster.describe())
         time.sleep(0.2)
-    job = cluster.wait_job(jobs[0].id)
-    assert job.state is JobState.DONE and job.counts['cached'] == 1
-    assert job.options['source'] == 'schedule:%s' % name
-    assert job.options['dedupe'] is True
-    # Both conductors looked (every second) for a while: still one job
-    # per occurrence, each started by whichever claimed it.
+
+
+def test_schedule_runs_once_across_three_conductors(
+        cluster: Cluster) -> None:
+    """All three conductors carry a schedule due every ten seconds; each
+    starts with its latest occurrence inside its window: over two
+    occurrences (and more), one job per occurrence, not three."""
+    image = cluster.make_image('nightly')
+    aggregate = cluster.add_aggregate('compute', ['cmp1'])
+    name = 'every-ten-seconds'
+    cluster.agent('cmp1').start()
+    conductors = three_conductors(cluster, **{
+        'schedules': {'names': name, 'check_interval': 1},
+        'schedule:%s' % name: {'cron': EVERY_TEN_SECONDS,
+                               'aggregates': aggregate, 'images': image.id,
+                               'window': '1h'}})
+
+    jobs = wait_jobs(cluster, aggregate, 2, timeout=60)
+    first = min(jobs, key=lambda j: j.created_at)
+    assert first.counts['cached'] == 1, first.counts
+    for job in jobs:
+        assert job.state is JobState.DONE, job.counts
+        assert job.options['source'] == 'schedule:%s' % name
+        assert job.options['dedupe'] is True
+    # The conductors looked (every second) for a while more: still one
+    # job per occurrence (its deadline is the occurrence plus the
+    # window), each started by whichever conductor claimed it.
     time.sleep(3)
     jobs = cluster.api.list_jobs({}, aggregate=aggregate)
-    occurrences = {j.options['deadline'] for j in jobs}
-    assert len(jobs) == len(occurrences), [j.options for j in jobs]
-    started = first.count(r'Schedule %s/%s: run of' % (name, aggregate)) \
-        + second.count(r'Schedule %s/%s: run of' % (name, aggregate))
-    assert started == len(jobs)
+    occurrences = sorted({j.options['deadline'] for j in jobs})
+    assert len(jobs) == len(occurrences) >= 2, [j.options for j in jobs]
+    key = re.escape('%s/%s' % (name, aggregate))
+    for deadline in occurrences[:2]:
+        due = datetime.datetime.fromisoformat(deadline) \
+            - datetime.timedelta(hours=1)
+        pattern = r'Schedule %s: run of %s is job' % (
+            key, re.escape(due.isoformat()))
+        assert sum(c.count(pattern) for c in conductors) == 1, pattern
+
+
+def test_periodic_reconcile_runs_once_across_three_conductors(
+        cluster: Cluster) -> None:
+    """Three conductors reconcile an aggregate every ten seconds, and
+    every image is due again (refresh_age 1 s): one job per occurrence,
+    not three."""
+    image = cluster.make_image('desired')
+    aggregate = cluster.add_aggregate('compute', ['cmp1', 'cmp2'])
+    cluster.aggregates[-1]['metadata'] = {'precache:images': image.id}
+    cluster._write_inventory()
+    for short in ('cmp1', 'cmp2'):
+        cluster.agent(short).start()
+    interval = 10
+    three_conductors(cluster, schedules={'check_interval': 1}, conductor={
+        'reconcile_interval': interval, 'reconcile_aggregates': aggregate,
+        'refresh_age': 1})
+
+    jobs = wait_jobs(cluster, aggregate, 2, timeout=60)
+    time.sleep(3)
+    jobs = cluster.api.list_jobs({}, aggregate=aggregate)
+    # NOTE: a job is made within a check (1 s) of its occurrence, a
+    # multiple of the interval.
+    occurrences = sorted({int(j.created_at.timestamp()) // interval
+                          for j in jobs})
+    assert len(jobs) == len(occurrences) >= 2, [
+        (j.created_at, j.options) for j in jobs]
+    for job in jobs:
+        assert job.options['source'] == 'reconcile'
+        assert job.image_ids == [image.id]
+    jobs.sort(key=lambda j: j.created_at)
+    assert jobs[0].counts['cached'] == 2, jobs[0].counts
+    for job in jobs[1:]:
+        assert job.counts['existing'] == 2, job.counts
 
 
 def test_reconcile_and_dedupe(cluster: Cluster) -> None:

@@ -11,7 +11,7 @@ from keystoneauth1 import loading as ks_loading
 from precache import exception, objects
 from precache.agent.backends.glance import GlanceHTTPBackend
 from precache.agent.cache import ImageCache
-from precache.agent.store import FileStore
+from precache.agent.stores.file import FileStore
 from precache.clients import glance as glance_client
 from precache.clients import keystone
 from tests.openstack.conftest import random_bytes

@@ -25,7 +25,7 @@ from precache import objects, rpc
 from precache.agent.backends.base import Backend
 from precache.agent.heartbeat import RegistryAPI
 from precache.agent.service import AgentService
-from precache.agent.store import FileStore
+from precache.agent.stores.file import FileStore
 from precache.clients.images import LocalImageService
 from precache.cmd import stop_all
 from precache.conductor.inventory import StaticInventory

@@ -117,3 +117,44 @@ def test_reasons_are_their_words(member, words):
 ])
 def test_reason_of_a_longer_text(cls, text, member):
     assert cls.of(text) is member
+
+
+# -- which failures are tried again ------------------------------------------
+
+#: The reasons retried within a job; every other reason is not.
+RETRIED = {
+    states.SkipReason.AGENT_DOWN, states.SkipReason.AGENT_NOT_RESPONDING,
+    states.SkipReason.AGENT_UNREACHABLE, states.SkipReason.REQUEST_EXPIRED,
+    states.ErrorReason.STOPPED_RESPONDING, states.ErrorReason.TIMED_OUT,
+}
+
+
+def test_every_row_reason_is_decided_transient_or_not():
+    assert set(states.TRANSIENT) == set(states.SkipReason) | set(
+        states.ErrorReason)
+    assert {m for m, transient in states.TRANSIENT.items()
+            if transient} == RETRIED
+
+
+@pytest.mark.parametrize('member', list(states.SkipReason)
+                         + list(states.ErrorReason))
+def test_is_transient_walks_the_table(member):
+    """A reason decides under the state it ends its row in, with or
+    without its variable part and an attempt count."""
+    state = H.SKIPPED if isinstance(member, states.SkipReason) else H.ERROR
+    for text in (member.value, member.detail('x'),
+                 '%s (y) after 3 attempts' % member.value):
+        assert states.is_transient(state, text) is (member in RETRIED)
+    # Only rows that failed are tried again.
+    assert not states.is_transient(H.CACHED, member.value)
+
+
+@pytest.mark.parametrize('state,reason', [
+    (H.ERROR, 'Image 1 failed verification: hash mismatch'),
+    (H.ERROR, 'Cache store error for image 1: no space left'),
+    (H.UNSUPPORTED, 'file: not a raw image'),
+    (H.ERROR, 'agent failed: CacheStoreError: no space'),
+    (H.ERROR, None), (H.SKIPPED, ''), (H.CACHED, None), (H.EXISTING, None),
+])
+def test_permanent_outcomes_are_not_transient(state, reason):
+    assert not states.is_transient(state, reason)

@@ -249,7 +249,7 @@ def test_ensure_all_keeps_order_and_respects_the_limit(store, conf):
     cache = _cache(store, backend)
     images = [objects.ImageSpec(id=str(uuid.uuid4()), size=i + 1)
               for i in range(6)]
-    results = cache.ensure_all(images, request_id='req-1')
+    results = cache.ensure_all(images)
     assert [r.image_id for r in results] == [i.id for i in images]
     assert [r.bytes for r in results] == [1, 2, 3, 4, 5, 6]
     assert all(r.state is State.CACHED for r in results)

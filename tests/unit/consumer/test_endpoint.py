@@ -35,12 +35,12 @@ class Conductor:
                            hosts=2)
 
     def cache_images(self, ctxt, aggregate, image_ids, options=None):
-        assert ctxt['request_id'].startswith('req-')
+        assert ctxt.request_id.startswith('req-')
         self.calls.append(('cache_images', aggregate, image_ids, options))
         return self._job(aggregate)
 
     def reconcile(self, ctxt, aggregate, hosts=None, source=None):
-        assert ctxt['request_id'].startswith('req-')
+        assert ctxt.request_id.startswith('req-')
         self.calls.append(('reconcile', aggregate, hosts, source))
         return self._job(aggregate)
 

@@ -38,12 +38,10 @@ def _wait_for_lock_wait(engine: sa.Engine) -> None:
             time.sleep(0.02)
 
 
-@pytest.mark.parametrize('store', SERVERS, indirect=True)
-def test_a_real_deadlock_is_run_again(store, caplog):
+def _provoke_deadlock(store, caplog) -> tuple[objects.Job, list, bool]:
     """The store writes h1's rows then h2's; another transaction holds
     h2's and then takes h1's: the server kills one of the two as a
-    deadlock. The store's, lighter (MariaDB) or waiting longer
-    (PostgreSQL), is killed and run again once the other commits."""
+    deadlock. (job, the store's outcome, whether the other was killed)."""
     job = _job(store, hosts=[('h1', None), ('h2', None)])
     other = create_engine(store.url)
     results = [_result(host, image, State.CACHED, bytes=image.size)
@@ -58,23 +56,46 @@ def test_a_real_deadlock_is_run_again(store, caplog):
             outcome.append(error)
 
     writer = threading.Thread(target=record)
-    with other.connect() as conn, conn.begin():
-        conn.execute(sa.text("UPDATE host_results SET bytes = 7 WHERE "
-                             "job_id = :j AND host = 'h2'"), {'j': job.id})
-        # NOTE: MariaDB kills the transaction that changed fewer rows.
-        conn.execute(sa.text('INSERT INTO store_locks (name, taken) '
-                             'VALUES (:n, 0)'),
-                     [{'n': 'weight-%d' % i} for i in range(50)])
-        with caplog.at_level(logging.WARNING, logger='precache.db.retry'):
-            writer.start()
-            _wait_for_lock_wait(other)
-            conn.execute(sa.text("UPDATE host_results SET bytes = 7 "
-                                 "WHERE job_id = :j AND host = 'h1'"),
+    other_killed = False
+    try:
+        with other.connect() as conn, conn.begin():
+            conn.execute(sa.text("UPDATE host_results SET bytes = 7 WHERE "
+                                 "job_id = :j AND host = 'h2'"),
                          {'j': job.id})
-        conn.execute(sa.text('DELETE FROM store_locks'))
+            # NOTE: MariaDB kills the transaction that changed fewer rows.
+            conn.execute(sa.text('INSERT INTO store_locks (name, taken) '
+                                 'VALUES (:n, 0)'),
+                         [{'n': 'weight-%d' % i} for i in range(50)])
+            with caplog.at_level(logging.WARNING,
+                                 logger='precache.db.retry'):
+                writer.start()
+                _wait_for_lock_wait(other)
+                conn.execute(sa.text("UPDATE host_results SET bytes = 7 "
+                                     "WHERE job_id = :j AND host = 'h1'"),
+                             {'j': job.id})
+            conn.execute(sa.text('DELETE FROM store_locks'))
+    except sa.exc.OperationalError as error:
+        # NOTE: PostgreSQL kills the transaction whose deadlock_timeout
+        # (1 s) runs out first after the cycle closed; on a loaded machine
+        # that can be this one instead of the store's.
+        assert 'deadlock' in str(error).lower(), error
+        other_killed = True
     writer.join(30)
     other.dispose()
-    assert outcome == [None]
+    return job, outcome, other_killed
+
+
+@pytest.mark.parametrize('store', SERVERS, indirect=True)
+def test_a_real_deadlock_is_run_again(store, caplog):
+    """The store's transaction, lighter (MariaDB) or waiting longer
+    (PostgreSQL), is killed and run again once the other commits."""
+    for _ in range(5):
+        caplog.clear()
+        job, outcome, other_killed = _provoke_deadlock(store, caplog)
+        assert outcome == [None]
+        if not other_killed:
+            break
+    assert not other_killed, 'the store was never the deadlock victim'
     rows = store.get_job(job.id).results
     assert {(r.host, r.state, r.bytes) for r in rows} == {
         (host, State.CACHED, image.size)

@@ -15,9 +15,9 @@ and skips it; the claim then comes back lost, the job's run
 (conductor/jobrun.py, looked up by job id) stops starting hosts, and
 the call already made is recorded as it ends: rows say what happened to
 the hosts. A result not yet written when the conductor dies leaves its
-host ``running``; the job resumes it at the next start (the agent
-answers ``existing``). A job is summarised only
-after :meth:`Recorder.flush`.
+host ``running``; the conductor that takes the job over, or this one
+at its next start, calls it again (the agent answers ``existing``). A
+job is summarised only after :meth:`Recorder.flush`.
 
 Each job's writes carry the lease its run holds (db/leases.py); a batch
 in which one job's lease moved to another conductor is refused whole,

@@ -15,7 +15,8 @@
     │   ├── ImageNotFound
     │   └── JobNotFound
     ├── Conflict (409)
-    │   └── InvalidStateTransition a job or row cannot move so
+    │   ├── InvalidStateTransition a job or row cannot move so
+    │   └── LeaseLost             another conductor took the job over
     ├── JobStoreError             the job store's database failed
     ├── TemporaryFailure (503)    try again later
     │   ├── ServiceUnavailable    broker, conductor or agent unreachable
@@ -113,6 +114,13 @@ class Conflict(PrecacheException):
 class InvalidStateTransition(Conflict):
     """A move the state table (precache.states) does not allow; kwargs
     ``what``, ``old`` and ``new`` name it, ``reason`` says it."""
+
+
+class LeaseLost(Conflict):
+    """A write for a job whose lease this conductor no longer holds:
+    refused whole, in the transaction that found it."""
+
+    _msg_fmt = 'Job %(job)s: lease lost: %(reason)s'
 
 
 class JobStoreError(PrecacheException):

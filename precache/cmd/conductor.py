@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 
 from precache import rpc, service
@@ -24,6 +26,11 @@ def main() -> None:
         conductor.stop()
         conductor.wait()
         rpc.cleanup()
+        if not conductor.drained:
+            # NOTE: calls still in flight past graceful_shutdown_timeout:
+            # their jobs are released; do not wait for their threads.
+            logging.shutdown()
+            os._exit(0)
 
 
 if __name__ == '__main__':

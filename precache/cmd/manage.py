@@ -20,6 +20,8 @@ from precache.conductor import windows
 from precache.conductor.rpcapi import ConductorAPI
 from precache.conf import CONF
 from precache.db import migration
+from precache.db.api import JobStore
+from precache.db.leases import LeaseStore
 
 
 def _conductor(args: argparse.Namespace) -> ConductorAPI:
@@ -219,6 +221,39 @@ def agents_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def conductors_list(args: argparse.Namespace) -> int:
+    """The conductors' service rows, read from the job store: state
+    (up, draining, stopped, or down once silent for service_down_time)
+    and the unfinished jobs each holds."""
+    store = JobStore()
+    try:
+        leases = LeaseStore(store.engine)
+        rows, owned = leases.conductors(), leases.owned()
+    finally:
+        store.close()
+    now = objects.utcnow()
+    conductors: list[dict[str, Any]] = []
+    for row in rows:
+        silence = (now - row.last_seen).total_seconds()
+        state = 'down' if row.state != 'stopped' and \
+            silence > CONF.conductor.service_down_time else row.state
+        conductors.append({
+            'host': row.host, 'state': state, 'version': row.version,
+            'started_at': row.started_at.isoformat(),
+            'last_seen': row.last_seen.isoformat(),
+            'silence': round(silence, 1), 'jobs': owned.get(row.host, 0)})
+    if args.json:
+        console.print_json(conductors)
+        return 0
+    print('%-24s %-9s %-10s %-20s %9s %5s' % (
+        'HOST', 'STATE', 'VERSION', 'STARTED', 'SILENCE', 'JOBS'))
+    for each in conductors:
+        print('%-24s %-9s %-10s %-20s %8.0fs %5d' % (
+            each['host'], each['state'], each['version'] or '-',
+            each['started_at'][:19], each['silence'], each['jobs']))
+    return 0
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -395,6 +430,16 @@ def build_parser() -> argparse.ArgumentParser:
         'version, backends, free and cached bytes')
     agent_list.add_argument('--json', action='store_true')
     agent_list.set_defaults(func=agents_list)
+
+    conductors = commands.add_parser(
+        'conductors', help='the conductors (read from the job store)')
+    conductor_commands = conductors.add_subparsers(
+        dest='conductors_command', required=True)
+    conductor_list = conductor_commands.add_parser(
+        'list', help='every conductor: state (up, draining, stopped, '
+        'down), version, start, silence, unfinished jobs it holds')
+    conductor_list.add_argument('--json', action='store_true')
+    conductor_list.set_defaults(func=conductors_list)
     return parser
 
 

@@ -13,6 +13,15 @@ a host that failed outside its call (:meth:`JobRun.host_failed`) and one
 whose retry will not start (:meth:`JobRun.retry_dropped`); the recorder
 tells it that a cancel made elsewhere took a host's claim
 (:meth:`JobRun.claim_lost`).
+
+A run holds its job's lease (conductor/liveness.py): every write it
+makes carries it, and the first write refused because another conductor
+took the job over (:meth:`JobRun.lease_lost`) stops it at once — no
+other host starts, nothing more is written for the job, one line is
+logged. A run resumed from another conductor calls its ``pending``
+hosts and, again, those left ``running``: the agent's per-image lock
+makes a fetch still going there finish first, and the call answers
+``existing``; those rows' reason says ``resumed from <conductor>``.
 """
 
 from __future__ import annotations
@@ -22,13 +31,15 @@ import logging
 import threading
 import time
 
-from precache import objects, states
+from precache import exception, objects, states
 from precache.conductor import fanout, hostcall, retries, windows
 from precache.conductor.hostcall import HostCaller
 from precache.conductor.inventory import Inventory
+from precache.conductor.liveness import LeaseClock
 from precache.conductor.recorder import Recorder
 from precache.conf import CONF
 from precache.db.api import JobStore
+from precache.db.leases import Lease, LeaseStore
 from precache.notifications import JobNotifier
 
 LOG = logging.getLogger(__name__)
@@ -54,16 +65,34 @@ class Shared:
     #: Set when the conductor stops: no job starts another host.
     stopping: threading.Event
     clock: windows.Clock = objects.utcnow
+    #: Whether this conductor's last lease renewal still holds, and the
+    #: store to check with when it does not (None: no leases).
+    lease_clock: LeaseClock | None = None
+    leases: LeaseStore | None = None
+
+
+#: The reason of a row a run resumed from another conductor called again.
+RESUMED_FROM = 'resumed from %s'
 
 
 class JobRun:
     """One running job; see the module docstring."""
 
-    def __init__(self, shared: Shared, job_id: str, resumed: bool) -> None:
+    def __init__(self, shared: Shared, job_id: str, resumed: bool,
+                 lease: Lease | None = None,
+                 resumed_from: str | None = None) -> None:
         self.shared = shared
         self.job_id = job_id
         #: Running before this conductor took it up (a restart).
         self.resumed = resumed
+        #: The lease every write carries (None: unfenced).
+        self.lease = lease
+        #: The conductor this run took the job over from.
+        self.resumed_from = resumed_from
+        #: Another conductor holds the job now: write nothing more.
+        self.lost = False
+        #: Hosts left running by the previous owner, called again.
+        self.recalled: set[str] = set()
         #: Set by a cancel, a lost claim or the conductor stopping.
         self.stop = threading.Event()
         #: A cancel is under way: start no host (under the start lock).
@@ -80,6 +109,8 @@ class JobRun:
                    ) -> fanout.Retry | None:
         """Claim the host and call it; its results are queued, or it is
         tried again later (conductor/retries.py): returns when."""
+        if self.lost or not self._lease_holds():
+            return None  # NOTE: the job's next owner calls the host
         tried = self._attempts.get(host)
         if self.window.closed():
             if tried is not None:
@@ -88,12 +119,13 @@ class JobRun:
             # NOTE: the slot was taken just before the deadline; the host
             # is not claimed, so end() skips it with the others left.
             self.shared.store.skip_hosts(
-                self.job_id, [host], states.SkipReason.WINDOW_CLOSED.value)
+                self.job_id, [host], states.SkipReason.WINDOW_CLOSED.value,
+                lease=self.lease)
             return None
         with self.shared.start_lock:
             go = not self.cancelling
             if go and tried is None:
-                self.shared.recorder.claim(self.job_id, host)
+                self.shared.recorder.claim(self.job_id, host, self.lease)
         if not go:
             # NOTE: the cancel skips the rows of hosts not started; one
             # between its attempts is running: it ends here.
@@ -142,6 +174,40 @@ class JobRun:
         """A cancel made elsewhere skipped ``host`` as its call started."""
         self.stop_starting()
 
+    def lease_lost(self, why: str = 'lost to another conductor') -> None:
+        """Another conductor took the job (or may take it, ``why``):
+        stop, and write nothing more."""
+        if self.lost:
+            return
+        self.lost = True
+        LOG.warning('Job %(job)s: lease %(gen)s %(why)s; this one stops '
+                    'working on it and writes nothing more',
+                    {'job': self.job_id, 'why': why,
+                     'gen': self.lease.generation if self.lease else '-'})
+        self.halt()
+
+    def _lease_holds(self) -> bool:
+        """Whether the lease still covers starting a host: the last
+        renewal does, else the job store says (a pause past the lease)."""
+        shared, lease = self.shared, self.lease
+        if lease is None or shared.lease_clock is None \
+                or shared.leases is None or shared.lease_clock.valid():
+            return True
+        started = time.monotonic()
+        try:
+            lost = shared.leases.renew(lease.owner, CONF.conductor.lease_time,
+                                       {self.job_id: lease})
+        except exception.JobStoreError:
+            # NOTE: the host stays pending; the lease, no longer renewed,
+            # expires and the job is taken over.
+            self.lease_lost('not confirmed (job store unreachable)')
+            return False
+        if lost:
+            self.lease_lost()
+            return False
+        shared.lease_clock.renewed(started)
+        return True
+
     # -- stopping -------------------------------------------------------------
 
     def halt(self) -> None:
@@ -178,6 +244,16 @@ class JobRun:
         for result in job.results or []:
             if not result.state.is_final:
                 todo.setdefault(result.host, result.cell)
+                if result.state is State.RUNNING and self.resumed_from:
+                    self.recalled.add(result.host)
+        if self.resumed_from:
+            LOG.warning('Job %(job)s: taken over from conductor %(old)s '
+                        '(lease %(gen)s); %(todo)d host(s) left, %(again)d '
+                        'of them called again', {
+                            'job': self.job_id, 'old': self.resumed_from,
+                            'gen': self.lease.generation if self.lease
+                            else '-', 'todo': len(todo),
+                            'again': len(self.recalled)})
         slots = fanout.JobSlots(
             max_hosts=job.options.get('max_concurrent_hosts'),
             max_hosts_per_cell=job.options.get(
@@ -189,13 +265,21 @@ class JobRun:
         """After the fan-out: expire, pause or finish the job.
 
         ``left``: the hosts never started; ``started``: time.monotonic()
-        when the run began.
+        when the run began. Nothing, once the lease is lost.
         """
+        try:
+            if not self.lost:
+                self._end(left, started)
+        except exception.LeaseLost:
+            self.lease_lost()
+
+    def _end(self, left: list[str], started: float) -> None:
         shared = self.shared
         shared.recorder.flush(self.job_id)
         if left and self.window.closed() and not self.cancel_requested():
             skipped = shared.store.skip_hosts(
-                self.job_id, left, states.SkipReason.WINDOW_CLOSED.value)
+                self.job_id, left, states.SkipReason.WINDOW_CLOSED.value,
+                lease=self.lease)
             LOG.warning('Job %(job)s: window closed at %(deadline)s; '
                         '%(left)d host(s) not started (%(rows)d host '
                         'image(s) skipped)',
@@ -204,7 +288,8 @@ class JobRun:
             left = []
         if left and not self.cancel_requested():
             LOG.warning('Job %(job)s: conductor stopping, %(left)d host(s) '
-                        'not started; the job resumes at next start',
+                        'not started; the job resumes at next start, or '
+                        'on another conductor once its lease is released',
                         {'job': self.job_id, 'left': len(left)})
             shared.notifier.job_paused(self.job_id)
             return
@@ -227,7 +312,8 @@ class JobRun:
         store.set_job_state(
             job_id, final, reason=states.JobReason.WINDOW_CLOSED.value
             if final is JobState.EXPIRED else None,
-            only_from=states.job_sources(final, states.JobEvent.FINISH))
+            only_from=states.job_sources(final, states.JobEvent.FINISH),
+            lease=self.lease)
         job = store.get_job(job_id)
         self.shared.notifier.job_ended(job, seconds)
         LOG.info('Job %(job)s: %(summary)s in %(secs).1fs%(note)s',
@@ -244,4 +330,9 @@ class JobRun:
 
     def _record(self, results: list[objects.HostImageResult]) -> None:
         """Queue a host's results; the host's slot is free at once."""
-        self.shared.recorder.put(self.job_id, results)
+        if self.lost:
+            return
+        for result in results:
+            if result.host in self.recalled and not result.reason:
+                result.reason = RESUMED_FROM % self.resumed_from
+        self.shared.recorder.put(self.job_id, results, self.lease)

@@ -25,10 +25,12 @@ from precache.conductor import fanout, windows
 from precache.conductor.hostcall import HostCaller
 from precache.conductor.inventory import Inventory
 from precache.conductor.jobrun import JobRun, Shared
+from precache.conductor.liveness import LeaseClock
 from precache.conductor.recorder import Recorder
 from precache.conductor.registry import AgentStatus
 from precache.conf import CONF
 from precache.db.api import JobStore
+from precache.db.leases import Candidate, Lease, LeaseStore
 
 LOG = logging.getLogger(__name__)
 
@@ -103,7 +105,11 @@ def validate_options(options: dict[str, Any] | None,
 class JobRunner:
     """Accepts, cancels and resumes this conductor's jobs; runs each in a
     thread of one pool as a :class:`~precache.conductor.jobrun.JobRun`,
-    all sharing one Limiter."""
+    all sharing one Limiter.
+
+    It holds the lease of every job it accepted, resumed or took over
+    (conductor/liveness.py renews them) and runs each under its lease.
+    """
 
     def __init__(self, store: JobStore, inventory: Inventory,
                  image_service: ImageService,
@@ -122,6 +128,12 @@ class JobRunner:
         self.caller = HostCaller(agents, agent_status)
         self.conductor_host = conductor_host
         self.limiter = fanout.Limiter()
+        self.leases = LeaseStore(store.engine)
+        self.lease_clock = LeaseClock()
+        # NOTE: the leases of the jobs queued or running here, by id.
+        self._leases: dict[str, Lease] = {}
+        #: Whether the last stop() saw every call in flight end.
+        self.drained = True
         self._stop = threading.Event()
         self._pool = futures.ThreadPoolExecutor(
             CONF.conductor.max_concurrent_jobs, thread_name_prefix='job')
@@ -165,7 +177,8 @@ class JobRunner:
         job = self.store.create_job(
             job_id, aggregate.name, images, hosts, options,
             conductor=self.conductor_host, request_id=request_id,
-            dedupe=bool(options.get('dedupe')))
+            dedupe=bool(options.get('dedupe')),
+            lease_time=CONF.conductor.lease_time)
         if job.id != job_id:
             LOG.info('Job %(job)s (%(state)s) already covers '
                      '%(images)d image(s) on %(hosts)d host(s) of aggregate '
@@ -178,7 +191,7 @@ class JobRunner:
                  'on %(hosts)d host(s) of aggregate %(agg)s',
                  {'job': job.id, 'images': len(images),
                   'hosts': len(hosts), 'agg': aggregate.name})
-        self.submit(job.id)
+        self.submit(job.id, Lease(self.conductor_host, 0))
         return job
 
     def cancel(self, job_id: str) -> objects.Job:
@@ -230,36 +243,90 @@ class JobRunner:
                            'images': by_host[host]}
                           for host in aggregate.hosts]}
 
-    def submit(self, job_id: str) -> None:
-        self._pool.submit(self._run_guarded, job_id)
+    def submit(self, job_id: str, lease: Lease | None = None,
+               resumed_from: str | None = None) -> None:
+        """Run the job in the pool, under ``lease`` if given."""
+        if lease is not None:
+            self._leases[job_id] = lease
+        self._pool.submit(self._run_guarded, job_id, lease, resumed_from)
 
     def recover(self) -> list[str]:
-        """Resume the jobs this conductor left unfinished (idempotent)."""
-        job_ids = self.store.unfinished_jobs(self.conductor_host)
-        for job_id in job_ids:
+        """Resume the jobs this conductor left unfinished, each with the
+        next generation of its lease (idempotent)."""
+        leases = self.leases.claim_own(self.conductor_host,
+                                       CONF.conductor.lease_time)
+        for job_id, lease in leases.items():
             LOG.warning('Job %s was interrupted; resuming its unfinished '
                         'hosts', job_id)
-            self.submit(job_id)
-        return job_ids
+            self.submit(job_id, lease)
+        return list(leases)
+
+    # -- leases (conductor/liveness.py) -----------------------------------
+
+    def held_leases(self) -> dict[str, Lease]:
+        return dict(self._leases)
+
+    def lease_lost(self, job_id: str,
+                   why: str = 'lost to another conductor') -> None:
+        run = self._runs.get(job_id)
+        if run is not None:
+            run.lease_lost(why)
+        elif self._leases.pop(job_id, None) is not None:
+            LOG.warning('Job %s: lease lost to another conductor before '
+                        'it started here', job_id)
+
+    def take_over(self, candidate: Candidate, lease: Lease) -> None:
+        LOG.warning('Job %(job)s: taking it over (%(why)s), lease '
+                    '%(gen)d', {'job': candidate.job_id,
+                                'why': candidate.why,
+                                'gen': lease.generation})
+        self.submit(candidate.job_id, lease, candidate.owner)
 
     def stop(self) -> None:
-        """Start no new host; let calls in flight finish."""
+        """Start no new host; let calls in flight finish, for at most
+        ``graceful_shutdown_timeout``; then release every lease."""
         self._stop.set()
         for run in list(self._runs.values()):
             run.stop.set()
         self.limiter.wake()
-        self._pool.shutdown(wait=True)
+        drained = threading.Thread(target=self._pool.shutdown,
+                                   kwargs={'wait': True}, name='drain')
+        drained.start()
+        drained.join(CONF.conductor.graceful_shutdown_timeout)
+        if drained.is_alive() and not self.limiter.in_flight:
+            drained.join(1.0)  # NOTE: nothing in flight: runs are ending
+        self.drained = not drained.is_alive()
+        if not self.drained:
+            LOG.warning('Conductor %(host)s: %(n)d host(s) still in flight '
+                        'after graceful_shutdown_timeout (%(t)ds); the '
+                        'conductor taking their jobs over calls them again',
+                        {'host': self.conductor_host,
+                         'n': self.limiter.in_flight,
+                         't': CONF.conductor.graceful_shutdown_timeout})
+            for job_id in list(self._runs):
+                self.lease_lost(job_id, 'released with calls in flight')
         self.recorder.stop()
         self.notifier.stop()
 
     # -- run --------------------------------------------------------------
 
-    def _run_guarded(self, job_id: str) -> None:
+    def _run_guarded(self, job_id: str, lease: Lease | None = None,
+                     resumed_from: str | None = None) -> None:
         try:
-            self.run(job_id)
+            self.run(job_id, lease, resumed_from)
+        except exception.LeaseLost:
+            run = self._runs.get(job_id)
+            if run is not None:
+                run.lease_lost()
+            else:
+                LOG.warning('Job %s: lease lost to another conductor; this '
+                            'one writes nothing more for it', job_id)
         except Exception as exc:  # noqa: BLE001 - the job records it
             LOG.exception('Job %s failed', job_id)
-            self._fail_job(job_id, exc)
+            self._fail_job(job_id, exc, lease)
+        finally:
+            if lease is not None and self._leases.get(job_id) == lease:
+                del self._leases[job_id]
 
     def _shared(self) -> Shared:
         """What a job run uses of this runner, as it is now."""
@@ -267,26 +334,40 @@ class JobRunner:
                       caller=self.caller, limiter=self.limiter,
                       recorder=self.recorder, notifier=self.notifier,
                       start_lock=self._start_lock, stopping=self._stop,
-                      clock=self.clock)
+                      clock=self.clock, lease_clock=self.lease_clock,
+                      leases=self.leases)
 
-    def _fail_job(self, job_id: str, exc: BaseException) -> None:
+    def _fail_job(self, job_id: str, exc: BaseException,
+                  lease: Lease | None = None) -> None:
         """Unfinished rows → ``error``, the job → ``failed`` (unless it
         ended meanwhile), with the error as their reason."""
         job = self.store.get_job(job_id)
-        for host in {r.host for r in job.results or []
-                     if not r.state.is_final}:
-            self.store.set_host_state(
-                job_id, host, State.ERROR,
-                reason=states.ErrorReason.JOB_FAILED.detail(exc))
-        failed = objects.JobState.FAILED
-        self.store.set_job_state(
-            job_id, failed, states.JobReason.FAILED.detail(exc),
-            only_from=states.job_sources(failed, states.JobEvent.FAIL))
+        try:
+            for host in {r.host for r in job.results or []
+                         if not r.state.is_final}:
+                self.store.set_host_state(
+                    job_id, host, State.ERROR,
+                    reason=states.ErrorReason.JOB_FAILED.detail(exc),
+                    lease=lease)
+            failed = objects.JobState.FAILED
+            self.store.set_job_state(
+                job_id, failed, states.JobReason.FAILED.detail(exc),
+                only_from=states.job_sources(failed, states.JobEvent.FAIL),
+                lease=lease)
+        except exception.LeaseLost:
+            LOG.warning('Job %s: lease lost to another conductor; its '
+                        'failure here is not recorded', job_id)
+            return
         self.notifier.job_ended(self.store.get_job(job_id), 0.0)
 
-    def run(self, job_id: str) -> None:
+    def run(self, job_id: str, lease: Lease | None = None,
+            resumed_from: str | None = None) -> None:
+        """Run the job here, under ``lease``; ``resumed_from``: the
+        conductor it was taken over from."""
         start = time.monotonic()
         running = objects.JobState.RUNNING
+        if self._stop.is_set() and lease is not None:
+            return  # NOTE: stopping: its lease is released to the others
         with self._start_lock:
             # NOTE: running and registered at once: a cancel finds either
             # a job not started or its run (cancel()).
@@ -294,10 +375,14 @@ class JobRunner:
                 is running
             if not self.store.set_job_state(
                     job_id, running, only_from=states.job_sources(
-                        running, states.JobEvent.START)):
+                        running, states.JobEvent.START), lease=lease):
                 return  # cancelled while it waited
-            run = self._runs.setdefault(
-                job_id, JobRun(self._shared(), job_id, resumed))
+            run = self._runs.get(job_id)
+            if run is None or run.lost:
+                # NOTE: a run that lost the job may still be ending its
+                # calls here when this conductor takes the job again.
+                run = self._runs[job_id] = JobRun(
+                    self._shared(), job_id, resumed, lease, resumed_from)
         try:
             # NOTE: this thread logs under the job's ids from now on.
             context.for_job(job_id, self.store.get_job(
@@ -305,5 +390,6 @@ class JobRunner:
             left = run.fan_out()
         finally:
             with self._start_lock:
-                self._runs.pop(job_id, None)
+                if self._runs.get(job_id) is run:
+                    del self._runs[job_id]
         run.end(left, start)

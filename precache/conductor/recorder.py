@@ -15,9 +15,14 @@ and skips it; the claim then comes back lost, the job's run
 (conductor/jobrun.py, looked up by job id) stops starting hosts, and
 the call already made is recorded as it ends: rows say what happened to
 the hosts. A result not yet written when the conductor dies leaves its
-host ``running``; the job resumes it at the next start (the agent
-answers ``existing``). A job is summarised only
-after :meth:`Recorder.flush`.
+host ``running``; the conductor that takes the job over, or this one
+at its next start, calls it again (the agent answers ``existing``). A
+job is summarised only after :meth:`Recorder.flush`.
+
+Each job's writes carry the lease its run holds (db/leases.py); a batch
+in which one job's lease moved to another conductor is refused whole,
+and written again job by job: that job's writes are dropped, not
+retried, and its run stops (:class:`~precache.exception.LeaseLost`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Protocol
 
 from precache import exception, objects
 from precache.db.api import JobStore
+from precache.db.leases import Lease
 from precache.notifications import JobNotifier
 
 LOG = logging.getLogger(__name__)
@@ -47,6 +53,9 @@ class ClaimListener(Protocol):
 
     def claim_lost(self, host: str) -> None:
         """A cancel skipped the host's rows before its claim was written."""
+
+    def lease_lost(self) -> None:
+        """Another conductor took the job over: its writes were refused."""
 
 
 class Recorder:
@@ -66,25 +75,31 @@ class Recorder:
         # the error that lost some of them.
         self._pending: collections.Counter[str] = collections.Counter()
         self._failed: dict[str, BaseException] = {}
+        # NOTE: the lease each job's writes need, as its run queued them.
+        self._leases: dict[str, Lease] = {}
         self._stopping = False
         self._thread = threading.Thread(target=self._write_loop,
                                         name='recorder', daemon=True)
         self._thread.start()
 
-    def claim(self, job_id: str, host: str) -> None:
+    def claim(self, job_id: str, host: str,
+              lease: Lease | None = None) -> None:
         """Queue marking a host's rows ``running``; returns at once."""
-        self._queue(job_id, self._claims, (job_id, host))
+        self._queue(job_id, self._claims, (job_id, host), lease)
 
-    def put(self, job_id: str,
-            results: list[objects.HostImageResult]) -> None:
+    def put(self, job_id: str, results: list[objects.HostImageResult],
+            lease: Lease | None = None) -> None:
         """Queue one host's results; returns at once."""
-        self._queue(job_id, self._results, (job_id, results))
+        self._queue(job_id, self._results, (job_id, results), lease)
 
-    def _queue(self, job_id: str, queue: list, item: object) -> None:
+    def _queue(self, job_id: str, queue: list, item: object,
+               lease: Lease | None) -> None:
         with self._cond:
             if self._stopping:
                 raise exception.PrecacheException(
                     'the result recorder has stopped')
+            if lease is not None:
+                self._leases[job_id] = lease
             queue.append(item)
             self._pending[job_id] += 1
             self._cond.notify_all()
@@ -104,7 +119,10 @@ class Recorder:
             while self._pending[job_id]:
                 self._cond.wait()
             del self._pending[job_id]
+            self._leases.pop(job_id, None)
             error = self._failed.pop(job_id, None)
+        if isinstance(error, exception.LeaseLost):
+            raise error
         if error is not None:
             raise exception.PrecacheException(
                 'results of job %s could not be recorded: %s'
@@ -127,7 +145,8 @@ class Recorder:
                     return
                 claims, self._claims = self._claims, []
                 results, self._results = self._results, []
-            lost, failed = self._write(claims, results)
+                leases = dict(self._leases)
+            lost, failed = self._write(claims, results, leases)
             for job_id, host in lost:
                 self._claim_lost(job_id, host)
             for job_id, rows in results:
@@ -147,11 +166,14 @@ class Recorder:
         if run is not None:
             run.claim_lost(host)
 
-    def _write(self, claims: list[Claim], results: list[Results]
+    def _write(self, claims: list[Claim], results: list[Results],
+               leases: dict[str, Lease]
                ) -> tuple[list[Claim], dict[str, BaseException]]:
         """Write it all: (lost claims, jobs whose writes failed)."""
         try:
-            return self.store.record_progress(claims, results), {}
+            return self.store.record_progress(claims, results, leases), {}
+        except exception.LeaseLost:
+            pass  # NOTE: the job whose lease moved is found below
         except Exception:  # noqa: BLE001 - retried per job below
             LOG.exception('Could not record %d claim(s) and %d host '
                           'result(s); retrying job by job', len(claims),
@@ -164,7 +186,15 @@ class Recorder:
                       [r for r in results if r[0] == job_id])
             for delay in (*RETRY_DELAYS, None):
                 try:
-                    lost += self.store.record_progress(*of_job)
+                    lost += self.store.record_progress(*of_job, leases)
+                    break
+                except exception.LeaseLost as exc:
+                    failed[job_id] = exc
+                    run = self.runs.get(job_id)
+                    # NOTE: not a later run of the job, under a new lease.
+                    if run is not None and getattr(
+                            run, 'lease', None) == leases.get(job_id):
+                        run.lease_lost()
                     break
                 except Exception as exc:  # noqa: BLE001 - the job fails
                     if delay is None:

@@ -13,6 +13,7 @@ from precache.conductor import inventory as inventory_mod
 from precache.conductor.cells import CellMap
 from precache.conductor.inventory import Inventory
 from precache.conductor.jobs import JobRunner
+from precache.conductor.liveness import Liveness
 from precache.conductor.manager import ConductorManager
 from precache.conductor.registry import (
     AgentStatus,
@@ -45,6 +46,8 @@ class ConductorService:
                                 image_service or images.load(),
                                 self.cells.agent_api, self.host,
                                 agent_status=self._agent_status)
+        self.liveness = Liveness(self.runner.leases, self.host, self.runner,
+                                 self.runner.lease_clock)
         self.manager = ConductorManager(self.runner, self.registry,
                                         peers=ConductorAPI(transport))
         # NOTE: one server per bus: agents heartbeat over their cell's.
@@ -66,17 +69,29 @@ class ConductorService:
             check = getattr(dependency, 'check', None)
             if check:
                 check()
+        self.liveness.report(started=True)
         self.manager.start()
+        self.liveness.start()
         for server in self.servers:
             server.start()
         self.registry.listening()
         LOG.info('Conductor %s started', self.host)
 
     def stop(self) -> None:
-        """Stop taking requests and starting hosts; see :meth:`wait`."""
+        """Drain: stop taking requests and starting hosts, wait up to
+        ``graceful_shutdown_timeout`` for the calls in flight, record
+        them, release the leases; see :meth:`wait`."""
+        LOG.info('Conductor %s stopping: draining its jobs', self.host)
+        self.liveness.drain()
         for server in self.servers:
             server.stop()
         self.manager.stop()
+        self.liveness.stop()
+
+    @property
+    def drained(self) -> bool:
+        """Whether no call was left in flight by :meth:`stop`."""
+        return self.runner.drained
 
     def wait(self) -> None:
         for server in self.servers:

@@ -120,6 +120,46 @@ opts: list[cfg.Opt] = [
                     'host added later gets its images within one '
                     'interval. Several conductors share one pass per '
                     'interval through the job store.'),
+    cfg.IntOpt('report_interval',
+               default=10, min=1,
+               help='Seconds between two writes of the conductor\'s '
+                    'service row (precache-manage conductors list). Keep '
+                    'it well below service_down_time.'),
+    cfg.IntOpt('service_down_time',
+               default=60, min=2,
+               help='Seconds without a write of its service row after '
+                    'which a conductor is taken for down: the other '
+                    'conductors take over its jobs at once instead of '
+                    'waiting for their leases to expire. Lower notices a '
+                    'dead conductor sooner; a conductor whose writes are '
+                    'merely slow (a busy database) is then taken for dead '
+                    'sooner too, and loses its jobs to the others.'),
+    cfg.IntOpt('lease_time',
+               default=30, min=3,
+               help='Seconds a conductor\'s lease on a job lasts; it '
+                    'renews every lease it holds every third of this. A '
+                    'job whose conductor died (or froze) is taken over by '
+                    'another within lease_time + takeover_interval. Lower '
+                    'resumes such jobs sooner but costs a renewal more '
+                    'often, and a conductor paused longer than this (a '
+                    'long stall of its host or database) loses its jobs; '
+                    'its writes for them are then refused.'),
+    cfg.IntOpt('takeover_interval',
+               default=5, min=1,
+               help='Seconds between two looks of a conductor for jobs '
+                    'to take over: leases expired, conductors down, and '
+                    'jobs a stopping conductor released. It also bounds '
+                    'the handover after a graceful stop. Each look is one '
+                    'indexed query.'),
+    cfg.IntOpt('graceful_shutdown_timeout',
+               default=60, min=0,
+               help='Seconds a stopping conductor (SIGTERM) waits for the '
+                    'agent calls it has in flight to end and be recorded '
+                    'before it releases its jobs to the other conductors '
+                    'and exits. Hosts still in flight past this are called '
+                    'again by the conductor that takes the job over (the '
+                    'agent answers existing once its fetch ends). 0 '
+                    'releases at once.'),
     cfg.ListOpt('reconcile_aggregates',
                 default=None,
                 help='Aggregates (id, uuid or name) the periodic reconcile '

@@ -9,7 +9,8 @@ with the sets of states that table derives.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import datetime
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,6 +28,7 @@ from precache.db.engine import (  # noqa: F401 - the store's public names
     reader,
     serialize,
 )
+from precache.db.leases import Lease, fence
 from precache.db.retry import transaction
 
 
@@ -84,8 +86,12 @@ class JobStore:
                    hosts: list[tuple[str, str | None]],
                    options: dict[str, Any], conductor: str | None = None,
                    request_id: str | None = None,
-                   dedupe: bool = False) -> objects.Job:
+                   dedupe: bool = False,
+                   lease_time: float | None = None) -> objects.Job:
         """Record a pending job with one pending row per (host, image).
+
+        With ``lease_time``, ``conductor`` holds the job's lease
+        (generation 0) for that many seconds.
 
         With ``dedupe``, a pending or running job of the aggregate that
         already has rows for every one of these (host, image) pairs is
@@ -106,7 +112,9 @@ class JobStore:
                 state=objects.JobState.PENDING.value,
                 images=[image.to_dict() for image in images],
                 options=options, conductor=conductor,
-                request_id=request_id, created_at=now))
+                request_id=request_id, created_at=now, lease_generation=0,
+                lease_expires_at=now + datetime.timedelta(
+                    seconds=lease_time) if lease_time else None))
             session.flush()
             session.add_all(
                 models.HostResult(job_id=job_id, host=host, cell=cell,
@@ -259,14 +267,17 @@ class JobStore:
     @transaction
     def set_job_state(self, job_id: str, state: objects.JobState,
                       reason: str | None = None,
-                      only_from: Iterable[objects.JobState] | None = None
-                      ) -> bool:
-        """Move a job to ``state``; with ``only_from``, only from those.
+                      only_from: Iterable[objects.JobState] | None = None,
+                      lease: Lease | None = None) -> bool:
+        """Move a job to ``state``; with ``only_from``, only from those;
+        with ``lease``, only while it is held (else LeaseLost).
 
         :returns: whether the job moved (a cancel may have won the race).
         """
         now = objects.utcnow()
         with self._session() as session:
+            if lease is not None:
+                fence(session, [job_id], {job_id: lease})
             row = self._job_row(session, job_id, lock=True)
             old = objects.JobState(row.state)
             if only_from is not None and old not in set(only_from):
@@ -357,12 +368,15 @@ class JobStore:
 
     def record_progress(self, claims: Iterable[tuple[str, str]],
                         results: Iterable[
-                            tuple[str, list[objects.HostImageResult]]]
+                            tuple[str, list[objects.HostImageResult]]],
+                        leases: Mapping[str, Lease] | None = None
                         ) -> list[tuple[str, str]]:
         """Claims (:meth:`claim_host`), then results, in one transaction.
 
         ``claims`` are (job id, host); ``results`` (job id, rows to
         overwrite). Returns the claims a cancel had already skipped.
+        ``leases``: the lease each job's writes need; when one is no
+        longer held, nothing is written (LeaseLost).
         """
         results = [(job_id, list(rows)) for job_id, rows in results]
         for _, rows in results:
@@ -370,14 +384,17 @@ class JobStore:
                 states.check_host_result(row.state)
         # NOTE: lists: a transaction run again must see them whole.
         return self._record_progress(
-            list(claims), results)
+            list(claims), results, dict(leases or {}))
 
     @transaction
     def _record_progress(self, claims: list[tuple[str, str]],
                          results: list[
-                             tuple[str, list[objects.HostImageResult]]]
+                             tuple[str, list[objects.HostImageResult]]],
+                         leases: dict[str, Lease]
                          ) -> list[tuple[str, str]]:
         with self._session() as session:
+            fence(session, [c[0] for c in claims] + [r[0] for r in results],
+                  leases)
             claimed = self._claim(session, claims)
             lost = [claim for claim in claims if claim not in claimed]
             params = [{'j': job_id, 'h': r.host, 'i': r.image_id,
@@ -396,7 +413,8 @@ class JobStore:
     def set_host_state(self, job_id: str, host: str,
                        state: objects.HostImageState,
                        only_from: objects.HostImageState | None = None,
-                       reason: str | None = None) -> int:
+                       reason: str | None = None,
+                       lease: Lease | None = None) -> int:
         """Move the image rows of one host that may move to ``state``
         (only those in ``only_from``, if given); returns how many.
 
@@ -406,6 +424,8 @@ class JobStore:
         if only_from is not None:
             states.check_host_transition(only_from, state)
         with self._session() as session:
+            if lease is not None:
+                fence(session, [job_id], {job_id: lease})
             query = (sa.update(models.HostResult)
                      .where(models.HostResult.job_id == job_id,
                             models.HostResult.host == host)
@@ -420,12 +440,15 @@ class JobStore:
             return result.rowcount
 
     @transaction
-    def skip_hosts(self, job_id: str, hosts: list[str], reason: str) -> int:
+    def skip_hosts(self, job_id: str, hosts: list[str], reason: str,
+                   lease: Lease | None = None) -> int:
         """Skip the unfinished rows of ``hosts`` (not started, or left
         running by a conductor that died); returns how many."""
         now = objects.utcnow()
         skipped = objects.HostImageState.SKIPPED
         with self._session() as session:
+            if lease is not None:
+                fence(session, [job_id], {job_id: lease})
             result: sa.CursorResult = session.execute(  # type: ignore
                 sa.update(models.HostResult)
                 .where(models.HostResult.job_id == job_id,

@@ -66,11 +66,19 @@ class Job(Base):
         UTCDateTime)
     finished_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
         UTCDateTime)
+    #: The lease of ``conductor`` on the job: its generation moves by one
+    #: at every takeover (writes carrying an older one are refused), and
+    #: it is free for the taking once ``lease_expires_at`` has passed.
+    lease_generation: orm.Mapped[int] = orm.mapped_column(
+        sa.Integer, default=0, server_default='0')
+    lease_expires_at: orm.Mapped[datetime.datetime | None] = \
+        orm.mapped_column(UTCDateTime)
 
     __table_args__ = (
         sa.Index('ix_jobs_state', 'state'),
         sa.Index('ix_jobs_aggregate', 'aggregate'),
         sa.Index('ix_jobs_created_at', 'created_at'),
+        sa.Index('ix_jobs_conductor', 'conductor'),
         MYSQL_TABLE,
     )
 
@@ -131,6 +139,23 @@ class Agent(Base):
         UTCDateTime)
 
     __table_args__ = (sa.Index('ix_agents_cell', 'cell'), MYSQL_TABLE)
+
+
+class Conductor(Base):
+    """The latest heartbeat of one conductor (Nova's service rows)."""
+
+    __tablename__ = 'conductors'
+    __table_args__ = MYSQL_TABLE
+
+    host: orm.Mapped[str] = orm.mapped_column(sa.String(255),
+                                              primary_key=True)
+    version: orm.Mapped[str | None] = orm.mapped_column(sa.String(64))
+    #: up, draining or stopped (conductor/liveness.py)
+    state: orm.Mapped[str] = orm.mapped_column(sa.String(16))
+    started_at: orm.Mapped[datetime.datetime] = orm.mapped_column(
+        UTCDateTime)
+    last_seen: orm.Mapped[datetime.datetime] = orm.mapped_column(
+        UTCDateTime)
 
 
 class ScheduleRun(Base):

@@ -57,7 +57,8 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The session's job store, migrated by ``precache-manage db sync``.
 
     Every test's conductor has a host name of its own, so none resumes
-    another's jobs.
+    another's jobs at its start; it may take over one a conductor killed
+    by an earlier test left unfinished (conductor/liveness.py).
     """
     folder = str(tmp_path_factory.mktemp('jobstore'))
     return db_sync('sqlite:///%s' % os.path.join(folder, 'precache.sqlite'),

@@ -37,6 +37,7 @@ EXPECTED = {
     'JobNotFound': (404, 'itemNotFound'),
     'Conflict': (409, 'conflictingRequest'),
     'InvalidStateTransition': (409, 'conflictingRequest'),
+    'LeaseLost': (409, 'conflictingRequest'),
     'JobStoreError': (500, 'computeFault'),
     'TemporaryFailure': (503, 'serviceUnavailable'),
     'ServiceUnavailable': (503, 'serviceUnavailable'),

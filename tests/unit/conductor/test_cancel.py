@@ -14,6 +14,7 @@ import uuid
 from precache import objects, states
 from precache.cmd import stop_all
 from precache.db.api import JobStore
+from precache.db.leases import LeaseStore
 
 State = objects.HostImageState
 JobState = objects.JobState
@@ -61,9 +62,12 @@ def test_cancel_through_another_conductor_starts_no_host(cloud, conf):
 def test_cancel_of_a_job_whose_conductor_is_gone(cloud, conf):
     conf.config(group='conductor', peer_timeout=1)
     image = objects.ImageSpec(id=cloud.add_image(), size=64 * 1024)
+    # NOTE: its row and lease still look alive (a conductor cut off from
+    # the bus, not the database), so nobody takes the job over.
+    LeaseStore(cloud.store.engine).report('u-gone', 'up', None)
     job = cloud.store.create_job(str(uuid.uuid4()), 'all', [image],
                                  [('u-h1', 'cell1')], {},
-                                 conductor='u-gone')
+                                 conductor='u-gone', lease_time=300)
     assert cloud.store.runner_of(job.id) == 'u-gone'
     started = time.monotonic()
     cancelled = cloud.api.cancel_job({}, job.id)

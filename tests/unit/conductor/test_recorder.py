@@ -67,10 +67,10 @@ class SlowStore:
         self.gate = threading.Event()
         self.writes: list[int] = []
 
-    def record_progress(self, claims, results):
+    def record_progress(self, claims, results, leases=None):
         self.gate.wait(10)
         self.writes.append(len(claims) + len(results))
-        return self.store.record_progress(claims, results)
+        return self.store.record_progress(claims, results, leases)
 
 
 def test_results_queued_meanwhile_share_one_write(own_store):
@@ -127,9 +127,9 @@ class CountingStore:
         self.store = store
         self.writes = 0
 
-    def record_progress(self, claims, results):
+    def record_progress(self, claims, results, leases=None):
         self.writes += 1
-        return self.store.record_progress(claims, results)
+        return self.store.record_progress(claims, results, leases)
 
 
 def test_flush_of_a_job_with_nothing_queued_returns(own_store):
@@ -179,11 +179,11 @@ class FailingStore:
         self.store, self.bad_job = store, bad_job
         self.attempts = 0
 
-    def record_progress(self, claims, results):
+    def record_progress(self, claims, results, leases=None):
         if any(job_id == self.bad_job for job_id, _ in claims + results):
             self.attempts += 1
             raise RuntimeError('disk I/O error')
-        return self.store.record_progress(claims, results)
+        return self.store.record_progress(claims, results, leases)
 
 
 def test_a_write_that_keeps_failing_fails_only_its_job(own_store,

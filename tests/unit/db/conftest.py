@@ -23,7 +23,7 @@ KINDS = ['sqlite', pytest.param('postgresql', marks=pytest.mark.postgres),
          pytest.param('mysql', marks=pytest.mark.mariadb)]
 
 #: Every table a test may fill, children first.
-TABLES = ('host_results', 'jobs', 'schedule_runs', 'agents')
+TABLES = ('host_results', 'jobs', 'schedule_runs', 'agents', 'conductors')
 
 
 @pytest.fixture(params=KINDS)

@@ -227,6 +227,9 @@ def conductors_list(args: argparse.Namespace) -> int:
     and the unfinished jobs each holds."""
     store = JobStore()
     try:
+        # NOTE: a store not yet migrated is one line that says what to
+        # run, not a missing table.
+        migration.check_current(store.url)
         leases = LeaseStore(store.engine)
         rows, owned = leases.conductors(), leases.owned()
     finally:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
+import subprocess
+import sys
 
 import sqlalchemy as sa
 
@@ -40,3 +43,35 @@ def test_conductors_list(own_store, conf, capsys):
     assert [(c['host'], c['state'], c['jobs']) for c in listed] == [
         ('c-silent', 'down', 0), ('c-stopped', 'stopped', 0),
         ('c-up', 'up', 1)]
+
+
+def _manage(tmp_path, url: str, *command: str):
+    conf = tmp_path / 'precache.conf'
+    conf.write_text('[database]\nconnection = %s\n' % url)
+    return subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), 'precache-manage'),
+         '--config-file', str(conf), *command],
+        capture_output=True, text=True, timeout=60)
+
+
+def test_a_wrong_password_is_one_line_naming_the_option(tmp_path,
+                                                        mariadb_url):
+    """As an operator's typo: the real command, a wrong password."""
+    url = sa.engine.make_url(mariadb_url).set(password='wrong')
+    for command in (('db', 'sync'), ('conductors', 'list')):
+        done = _manage(tmp_path, url.render_as_string(hide_password=False),
+                       *command)
+        assert done.returncode == 1, done
+        assert done.stderr.count('\n') == 1, done.stderr
+        assert done.stderr.startswith('ERROR: job store error: ')
+        assert 'Access denied' in done.stderr
+        assert 'check [database] connection' in done.stderr
+        assert ':***@' in done.stderr and 'wrong' not in done.stderr
+
+
+def test_a_store_not_migrated_says_what_to_run(tmp_path):
+    done = _manage(tmp_path, 'sqlite:///%s' % (tmp_path / 'new.sqlite'),
+                   'conductors', 'list')
+    assert done.returncode == 3, done
+    assert done.stderr.count('\n') == 1, done.stderr
+    assert 'run "precache-manage db sync"' in done.stderr

@@ -1,7 +1,7 @@
 """Several conductors: a job whose conductor dies, stops or freezes is
 finished by another, and no host is fetched twice.
 
-Three conductors and twelve agents share one MariaDB job store; a job
+Three conductors and twelve agents share one job store (MariaDB, then PostgreSQL); a job
 of three waves (four hosts at a time, each fetch ~2 s) loses its owner
 in its first wave: kill -9 (taken over once the lease expires), SIGTERM
 (drained and handed over at once) or SIGSTOP past the lease, then
@@ -118,15 +118,27 @@ class Watcher(threading.Thread):
             time.sleep(0.05)
 
 
-@pytest.fixture(scope='module')
-def trio(tmp_path_factory: pytest.TempPathFactory, transport_url: str,
+#: The two servers an operator runs the job store on.
+SERVERS = {
+    'mariadb': ('PRECACHE_TEST_MARIADB_URL',
+                'mysql+pymysql://root@127.0.0.1:3306/mysql',
+                'CREATE DATABASE %s CHARACTER SET utf8mb4',
+                'DROP DATABASE IF EXISTS %s'),
+    'postgresql': ('PRECACHE_TEST_POSTGRES_URL',
+                   'postgresql+psycopg2://precache:precache@127.0.0.1:5432/'
+                   'postgres', 'CREATE DATABASE %s',
+                   'DROP DATABASE IF EXISTS %s WITH (FORCE)'),
+}
+
+
+@pytest.fixture(scope='module', params=sorted(SERVERS))
+def trio(request: pytest.FixtureRequest,
+         tmp_path_factory: pytest.TempPathFactory, transport_url: str,
          conductor_api: Any) -> Iterator[Trio]:
-    root = str(tmp_path_factory.mktemp('takeover'))
-    databases = _fresh_database(
-        os.environ.get('PRECACHE_TEST_MARIADB_URL',
-                       'mysql+pymysql://root@127.0.0.1:3306/mysql'),
-        'CREATE DATABASE %s CHARACTER SET utf8mb4',
-        'DROP DATABASE IF EXISTS %s')
+    root = str(tmp_path_factory.mktemp('takeover-%s' % request.param))
+    variable, default, create, drop = SERVERS[request.param]
+    databases = _fresh_database(os.environ.get(variable, default),
+                                create, drop)
     url = next(databases)
     db_sync(url, root)
     cluster = Cluster(root, transport_url, url, conductor_api)

@@ -2,11 +2,12 @@
 finished by another, and no host is fetched twice.
 
 Three conductors and twelve agents share one job store (MariaDB, then
-PostgreSQL); a job of three waves (four hosts at a time, each fetch ~2 s) loses its owner
-in its first wave: kill -9 (taken over once the lease expires), SIGTERM
-(drained and handed over at once) or SIGSTOP past the lease, then
-SIGCONT (its writes are refused: the rows are the new owner's). A
-watcher reads the rows throughout: a final row never changes again.
+PostgreSQL); a job of three waves (four hosts at a time, each fetch ~2 s)
+loses its owner in its first wave: kill -9 (taken over once the lease
+expires), SIGTERM (drained and handed over at once) or SIGSTOP past the
+lease, then SIGCONT (its writes are refused: the rows are the new
+owner's). A watcher reads the rows throughout: a final row never changes
+again.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ import time
 from concurrent import futures
 
 from precache import exception, objects
-from precache.agent.sparse import ZERO_BLOCK, SparseFile, nonzero_runs
-from precache.agent.stores.base import Sink
+from precache.agent.sparse import ZERO_BLOCK, nonzero_runs
+from precache.agent.stores.base import Sink, SparseFileSink
 
 __all__ = ['ZERO_BLOCK', 'nonzero_runs', 'expected_digest', 'RateLimiter',
            'VerifyingWriter']
@@ -85,33 +85,9 @@ class OrderedHash:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-class _PathSink(Sink):
+class _PathSink(SparseFileSink):
     """A plain file as a sink (callers that give a path, not a store's
     sink: tools and benchmarks)."""
-
-    def __init__(self, image: objects.ImageSpec, path: str) -> None:
-        super().__init__(image)
-        self.path = path
-        self._file: SparseFile | None = None
-
-    def __str__(self) -> str:
-        return self.path
-
-    def begin(self, size: int | None) -> None:
-        self.close()
-        self._file = SparseFile(self.path, self.image)
-
-    def write(self, offset: int, data: bytes) -> int:
-        assert self._file is not None
-        return self._file.write(offset, data)
-
-    def finish(self, size: int) -> None:
-        assert self._file is not None
-        self._file.finish(size)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
 
     def commit(self, size: int) -> int:
         self.close()

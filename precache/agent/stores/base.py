@@ -19,6 +19,7 @@ import socket
 
 from precache import exception, objects
 from precache.agent.rbd.locations import RbdLocation
+from precache.agent.sparse import SparseFile
 from precache.conf import CONF
 
 
@@ -87,6 +88,36 @@ class Sink(abc.ABC):
     @abc.abstractmethod
     def discard(self) -> None:
         """Remove the temporary and what it left; never raises."""
+
+
+class SparseFileSink(Sink):
+    """A sink that is a file written with holes at ``path``: the file
+    store's, and a plain path's (tools and benchmarks)."""
+
+    def __init__(self, image: objects.ImageSpec, path: str) -> None:
+        super().__init__(image)
+        self.path = path
+        self._file: SparseFile | None = None
+
+    def __str__(self) -> str:
+        return self.path
+
+    def begin(self, size: int | None) -> None:
+        self.close()
+        self._file = SparseFile(self.path, self.image)
+
+    def write(self, offset: int, data: bytes) -> int:
+        assert self._file is not None
+        return self._file.write(offset, data)
+
+    def finish(self, size: int) -> None:
+        assert self._file is not None
+        self._file.finish(size)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 class Store(abc.ABC):

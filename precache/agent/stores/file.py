@@ -25,7 +25,6 @@ from oslo_concurrency import lockutils
 from precache import exception, objects
 from precache.agent import convert, space
 from precache.agent.space import no_space_reason, not_writable_reason
-from precache.agent.sparse import SparseFile
 from precache.agent.stores import base
 from precache.conf import CONF
 
@@ -59,45 +58,23 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-class FileSink(base.Sink):
+class FileSink(base.SparseFileSink):
     """The part file of one image (see the module doc).
 
     It is a path-like object too: a tool that takes a path may write it.
     """
 
     def __init__(self, store: FileStore, image: objects.ImageSpec) -> None:
-        super().__init__(image)
-        self.store = store
         #: The installed file; what the backend writes when converted.
         self.temp_path = store.temp_path(image.id)
-        self.path = self.temp_path
+        path = self.temp_path
         if convert.needs_conversion(image):
-            self.path = self.temp_path[:-len(TEMP_SUFFIX)] + '.src' + \
-                TEMP_SUFFIX
-        self._file: SparseFile | None = None
-
-    def __str__(self) -> str:
-        return self.path
+            path = self.temp_path[:-len(TEMP_SUFFIX)] + '.src' + TEMP_SUFFIX
+        super().__init__(image, path)
+        self.store = store
 
     def __fspath__(self) -> str:
         return self.path
-
-    def begin(self, size: int | None) -> None:
-        self.close()
-        self._file = SparseFile(self.path, self.image)
-
-    def write(self, offset: int, data: bytes) -> int:
-        assert self._file is not None
-        return self._file.write(offset, data)
-
-    def finish(self, size: int) -> None:
-        assert self._file is not None
-        self._file.finish(size)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
     def commit(self, size: int) -> int:
         """Convert to raw when the store keeps it so (whatever the

@@ -64,6 +64,32 @@ def _record(row: models.Agent) -> AgentRecord:
         stopped_at=row.stopped_at)
 
 
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """What writing one heartbeat did."""
+
+    #: When the host was seen before, None if never.
+    before: datetime.datetime | None
+    #: Sent before the heartbeat the row holds (received out of order):
+    #: the row was left as it was.
+    stale: bool = False
+
+
+def _stale(row: models.Agent, sent_at: datetime.datetime | None,
+           stopping: bool) -> bool:
+    """Whether a heartbeat sent at ``sent_at`` is older than the row's.
+
+    Times from the agent's own clock, compared only with each other; an
+    agent (or a row) that does not say is never stale. On a tie a
+    goodbye wins: it is the agent's last word.
+    """
+    if sent_at is None or row.sent_at is None:
+        return False
+    if sent_at == row.sent_at:
+        return not stopping and row.stopped_at is not None
+    return sent_at < row.sent_at
+
+
 class RegistryStore:
     """Reads and writes ``agents`` rows; one short transaction each."""
 
@@ -74,11 +100,14 @@ class RegistryStore:
     @transaction
     def heartbeat(self, record: AgentRecord,
                   now: datetime.datetime | None = None,
-                  stopping: bool = False) -> datetime.datetime | None:
+                  stopping: bool = False,
+                  sent_at: datetime.datetime | None = None) -> Recorded:
         """Insert or update the host's row with ``record``, seen ``now``;
-        ``stopping``: the agent's goodbye.
+        ``stopping``: the agent's goodbye; ``sent_at``: the agent's clock
+        when it sent it, if it said.
 
-        :returns: when the host was seen before, None if never.
+        A heartbeat sent before the one the row holds changes nothing:
+        received after its agent's goodbye, it would revive the agent.
         """
         now = now or objects.utcnow()
         with self._sessions.begin() as session:
@@ -88,11 +117,14 @@ class RegistryStore:
                 row = models.Agent(host=record.host, first_seen=now)
                 session.add(row)
             before = row.last_seen
+            if _stale(row, sent_at, stopping):
+                return Recorded(before, stale=True)
             for key in AgentRecord.FIELDS:
                 setattr(row, key, getattr(record, key))
             row.last_seen = now
             row.stopped_at = now if stopping else None
-            return before
+            row.sent_at = sent_at
+            return Recorded(before)
 
     @transaction
     def get(self, host: str) -> AgentRecord | None:

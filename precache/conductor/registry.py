@@ -130,8 +130,11 @@ class Registry:
         stopping = bool(report.get('stopping'))
         sent_at = _sent_at(report)
         now = objects.utcnow()
-        recorded = self.store.heartbeat(record, now=now, stopping=stopping,
-                                        sent_at=sent_at)
+        # NOTE: a heartbeat older than agent_down_time is no straggler
+        # of the agent's last run: its clock was set back.
+        recorded = self.store.heartbeat(
+            record, now=now, stopping=stopping, sent_at=sent_at,
+            max_lag=CONF.registry.agent_down_time)
         if recorded.stale:
             LOG.debug('Agent %s: heartbeat sent at %s arrived after a newer '
                       'one; ignored', record.host, sent_at)

@@ -76,18 +76,23 @@ class Recorded:
 
 
 def _stale(row: models.Agent, sent_at: datetime.datetime | None,
-           stopping: bool) -> bool:
-    """Whether a heartbeat sent at ``sent_at`` is older than the row's.
+           stopping: bool, max_lag: float) -> bool:
+    """Whether a heartbeat sent at ``sent_at`` was sent before the
+    goodbye the row holds, and so must not revive the agent.
 
-    Times from the agent's own clock, compared only with each other; an
-    agent (or a row) that does not say is never stale. On a tie a
-    goodbye wins: it is the agent's last word.
+    Only a goodbye is guarded, and only against heartbeats sent at most
+    ``max_lag`` seconds before it (the ones that can still be in
+    flight): a heartbeat older than that comes from a clock that was
+    set back across a restart, and counts. Times are the agent's own,
+    compared only with each other; an agent (or a row) that does not
+    say is never stale. On a tie the goodbye wins: it is the last word.
     """
-    if sent_at is None or row.sent_at is None:
+    if sent_at is None or row.sent_at is None or row.stopped_at is None:
         return False
-    if sent_at == row.sent_at:
-        return not stopping and row.stopped_at is not None
-    return sent_at < row.sent_at
+    lag = (row.sent_at - sent_at).total_seconds()
+    if lag == 0:
+        return not stopping
+    return 0 < lag <= max_lag
 
 
 class RegistryStore:
@@ -101,10 +106,12 @@ class RegistryStore:
     def heartbeat(self, record: AgentRecord,
                   now: datetime.datetime | None = None,
                   stopping: bool = False,
-                  sent_at: datetime.datetime | None = None) -> Recorded:
+                  sent_at: datetime.datetime | None = None,
+                  max_lag: float = 300.0) -> Recorded:
         """Insert or update the host's row with ``record``, seen ``now``;
         ``stopping``: the agent's goodbye; ``sent_at``: the agent's clock
-        when it sent it, if it said.
+        when it sent it, if it said; ``max_lag``: how long a heartbeat
+        may have been in flight (see :func:`_stale`).
 
         A heartbeat sent before the one the row holds changes nothing:
         received after its agent's goodbye, it would revive the agent.
@@ -117,7 +124,7 @@ class RegistryStore:
                 row = models.Agent(host=record.host, first_seen=now)
                 session.add(row)
             before = row.last_seen
-            if _stale(row, sent_at, stopping):
+            if _stale(row, sent_at, stopping, max_lag):
                 return Recorded(before, stale=True)
             for key in AgentRecord.FIELDS:
                 setattr(row, key, getattr(record, key))

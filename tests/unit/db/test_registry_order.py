@@ -70,3 +70,24 @@ def test_without_send_times_heartbeats_count_as_received(registry):
     _beat(registry, None, t0 + 2 * SECOND, stopping=True)
     assert not _beat(registry, t0, t0 + 3 * SECOND).stale
     assert registry.get('h1').stopped_at is None
+
+
+def test_only_a_goodbye_is_guarded(registry):
+    """Heartbeats of a running agent handled out of order: each counts
+    (the row is at worst one beat old)."""
+    t0 = objects.utcnow()
+    _beat(registry, t0 + SECOND, t0)
+    assert not _beat(registry, t0, t0 + SECOND).stale
+    assert registry.get('h1').stopped_at is None
+
+
+def test_a_clock_set_back_across_a_restart_revives(registry):
+    """Older than any heartbeat still in flight: not a straggler but a
+    restarted agent whose clock went back; it is alive."""
+    t0 = objects.utcnow()
+    _beat(registry, t0, t0, stopping=True)
+    hour_before = t0 - 3600 * SECOND
+    assert not registry.heartbeat(
+        AgentRecord(host='h1', rpc_version='1.0'), now=t0 + SECOND,
+        sent_at=hour_before, max_lag=84).stale
+    assert registry.get('h1').stopped_at is None

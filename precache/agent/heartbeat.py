@@ -21,7 +21,7 @@ from typing import Any
 
 import oslo_messaging as messaging
 
-from precache import context, rpc, version
+from precache import context, objects, rpc, version
 from precache.agent.stores.base import Store
 from precache.conf import CONF
 
@@ -73,6 +73,11 @@ class Heartbeater:
         this host at once instead of calling an agent that is gone.
         """
         report = self.report()
+        # NOTE: casts from one agent may be handled out of order (the
+        # conductor's threads, several conductors); the send time lets
+        # the registry drop a heartbeat older than the goodbye it holds.
+        # Conductors that predate it ignore the key.
+        report['sent_at'] = objects.utcnow().isoformat()
         if stopping:
             report['stopping'] = True
         try:

@@ -152,6 +152,13 @@ class HostCaller:
                     states.ErrorReason.TIMED_OUT.value, timeout)
             return results_for(host, cell, images, State.ERROR, reason,
                                started_at)
+        except messaging.MessageDeliveryFailure as exc:
+            # NOTE: the request never left the conductor (the bus was away
+            # and the driver gave up reconnecting): as a failed ping, the
+            # host was not attempted, and a retry may reach it.
+            return results_for(host, cell, images, State.SKIPPED,
+                               states.SkipReason.AGENT_UNREACHABLE.detail(
+                                   exc), started_at)
         except messaging.RemoteError as exc:
             return results_for(host, cell, images, State.ERROR,
                                states.ErrorReason.AGENT_FAILED.detail(

@@ -90,6 +90,19 @@ class AgentStatus:
         return 'agent not responding (%s)' % ping_failure
 
 
+def _sent_at(report: dict[str, Any]) -> datetime.datetime | None:
+    """The agent's send time from its report, None if absent or bad."""
+    value = report.get('sent_at')
+    if not isinstance(value, str):
+        return None
+    try:
+        sent = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return sent if sent.tzinfo is not None else sent.replace(
+        tzinfo=datetime.UTC)
+
+
 class Registry:
     def __init__(self, store: RegistryStore,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -105,20 +118,39 @@ class Registry:
         self._listening_since: datetime.datetime | None = None
 
     def heartbeat(self, report: dict[str, Any]) -> None:
-        """Record an agent's report (the body of its heartbeat cast)."""
+        """Record an agent's report (the body of its heartbeat cast).
+
+        ``sent_at`` (the agent's clock, optional: older agents do not
+        send it) orders heartbeats handled out of order, so the last
+        heartbeat before a goodbye cannot undo the goodbye.
+        """
         record = AgentRecord.from_dict(
             {k: v for k, v in report.items()
              if k not in ('first_seen', 'last_seen', 'stopped_at')})
         stopping = bool(report.get('stopping'))
+        sent_at = _sent_at(report)
         now = objects.utcnow()
-        before = self.store.heartbeat(record, now=now, stopping=stopping)
+        # NOTE: a heartbeat older than agent_down_time is no straggler
+        # of the agent's last run: its clock was set back.
+        recorded = self.store.heartbeat(
+            record, now=now, stopping=stopping, sent_at=sent_at,
+            max_lag=CONF.registry.agent_down_time)
+        if recorded.stale:
+            LOG.debug('Agent %s: heartbeat sent at %s arrived after a newer '
+                      'one; ignored', record.host, sent_at)
+            return
         with self._lock:
             # NOTE: written before the lock is taken, so a refresh that
             # runs meanwhile has it too; this only makes it count sooner.
-            if self._read_at is not None:
+            # A heartbeat handled by another thread since may be newer.
+            known = self._known.get(record.host)
+            if self._read_at is not None and (
+                    known is None or known.last_seen is None
+                    or known.last_seen <= now):
                 self._known[record.host] = dataclasses.replace(
                     record, last_seen=now,
                     stopped_at=now if stopping else None)
+        before = recorded.before
         if stopping:
             LOG.info('Agent %s is stopping: its hosts are skipped until it '
                      'is back', record.host)

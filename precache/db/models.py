@@ -137,6 +137,11 @@ class Agent(Base):
     #: agent_down_time.
     stopped_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
         UTCDateTime)
+    #: The agent's own clock when it sent the heartbeat (or goodbye) the
+    #: row holds, if it said: a heartbeat sent before the row's goodbye
+    #: but received after it must not clear stopped_at.
+    sent_at: orm.Mapped[datetime.datetime | None] = orm.mapped_column(
+        UTCDateTime)
 
     __table_args__ = (sa.Index('ix_agents_cell', 'cell'), MYSQL_TABLE)
 

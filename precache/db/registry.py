@@ -64,6 +64,37 @@ def _record(row: models.Agent) -> AgentRecord:
         stopped_at=row.stopped_at)
 
 
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """What writing one heartbeat did."""
+
+    #: When the host was seen before, None if never.
+    before: datetime.datetime | None
+    #: Sent before the heartbeat the row holds (received out of order):
+    #: the row was left as it was.
+    stale: bool = False
+
+
+def _stale(row: models.Agent, sent_at: datetime.datetime | None,
+           stopping: bool, max_lag: float) -> bool:
+    """Whether a heartbeat sent at ``sent_at`` was sent before the
+    goodbye the row holds, and so must not revive the agent.
+
+    Only a goodbye is guarded, and only against heartbeats sent at most
+    ``max_lag`` seconds before it (the ones that can still be in
+    flight): a heartbeat older than that comes from a clock that was
+    set back across a restart, and counts. Times are the agent's own,
+    compared only with each other; an agent (or a row) that does not
+    say is never stale. On a tie the goodbye wins: it is the last word.
+    """
+    if sent_at is None or row.sent_at is None or row.stopped_at is None:
+        return False
+    lag = (row.sent_at - sent_at).total_seconds()
+    if lag == 0:
+        return not stopping
+    return 0 < lag <= max_lag
+
+
 class RegistryStore:
     """Reads and writes ``agents`` rows; one short transaction each."""
 
@@ -74,11 +105,16 @@ class RegistryStore:
     @transaction
     def heartbeat(self, record: AgentRecord,
                   now: datetime.datetime | None = None,
-                  stopping: bool = False) -> datetime.datetime | None:
+                  stopping: bool = False,
+                  sent_at: datetime.datetime | None = None,
+                  max_lag: float = 300.0) -> Recorded:
         """Insert or update the host's row with ``record``, seen ``now``;
-        ``stopping``: the agent's goodbye.
+        ``stopping``: the agent's goodbye; ``sent_at``: the agent's clock
+        when it sent it, if it said; ``max_lag``: how long a heartbeat
+        may have been in flight (see :func:`_stale`).
 
-        :returns: when the host was seen before, None if never.
+        A heartbeat sent before the one the row holds changes nothing:
+        received after its agent's goodbye, it would revive the agent.
         """
         now = now or objects.utcnow()
         with self._sessions.begin() as session:
@@ -88,11 +124,14 @@ class RegistryStore:
                 row = models.Agent(host=record.host, first_seen=now)
                 session.add(row)
             before = row.last_seen
+            if _stale(row, sent_at, stopping, max_lag):
+                return Recorded(before, stale=True)
             for key in AgentRecord.FIELDS:
                 setattr(row, key, getattr(record, key))
             row.last_seen = now
             row.stopped_at = now if stopping else None
-            return before
+            row.sent_at = sent_at
+            return Recorded(before)
 
     @transaction
     def get(self, host: str) -> AgentRecord | None:

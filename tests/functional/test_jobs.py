@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 
 from precache import objects
@@ -103,6 +104,11 @@ def test_stopped_agents_are_skipped_and_the_job_ends(
     agents = cluster.start(['up1', 'up2', 'stopped'])
     stopped = agents['stopped']
     assert stopped.stop() == 0, stopped.describe()
+    # NOTE: the goodbye is a cast: on a busy machine it may still wait in
+    # the conductor's queue, and a job started before it is handled would
+    # call the stopped agent (error after call_monitor_timeout).
+    cluster.conductor.wait_log(r'Agent %s is stopping' % re.escape(
+        stopped.host), timeout=30)
 
     done = cluster.manage('cache', '--aggregate', aggregate,
                           '--image', image.id, '--wait', '--json')

@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime
 import uuid
 
+import oslo_messaging as messaging
 import pytest
 
-from precache import objects
+from precache import objects, states
 from precache.agent.rpcapi import AgentAPI
 from precache.conductor.hostcall import HostCaller
 from precache.conductor.registry import AgentStatus
@@ -194,3 +195,24 @@ def test_agent_drops_a_request_the_conductor_gave_up_on(cloud, conf):
     [done] = agents.cache_images({'abandoned_after': recent}, 'u-h1',
                                  [spec], timeout=10, call_monitor_timeout=5)
     assert done.state is State.CACHED
+
+
+def test_a_request_the_bus_could_not_deliver_is_unreachable(cloud, conf):
+    """The broker away past the driver's reconnects: not attempted, and
+    transient (a retry may reach the agent)."""
+    class UndeliveredAPI(CountingAgentAPI):
+        def cache_images(self, ctxt, host, images, **kwargs):
+            raise messaging.MessageDeliveryFailure(
+                'Unable to connect to AMQP server on 127.0.0.1:5672 after '
+                '2 tries: [Errno 111] Connection refused')
+
+    job, images = _job(cloud, cloud.add_image())
+    agents = UndeliveredAPI(AgentAPI(cloud.transport))
+    caller = HostCaller(lambda cell: agents,
+                        lambda host, cell: AgentStatus(heard_recently=True))
+    [result] = caller.cache_images(job, images, 'u-h1', 'cell1')
+    assert result.state is State.SKIPPED
+    assert result.reason == ('agent unreachable: Unable to connect to AMQP '
+                             'server on 127.0.0.1:5672 after 2 tries: '
+                             '[Errno 111] Connection refused')
+    assert states.is_transient(result.state, result.reason)

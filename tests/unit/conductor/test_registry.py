@@ -211,3 +211,27 @@ def test_liveness_reads_only_what_deciding_needs(store):
             record.stopped_at) == ('h1', 'c1', '1.2', now, None)
     assert record.backends == [] and record.free_bytes is None
     assert isinstance(record.last_seen, datetime.datetime)
+
+
+def test_a_heartbeat_handled_after_the_goodbye_does_not_revive(store, conf):
+    """Sent before the goodbye, handled after it: the agent stays stopped,
+    in the cached read and in the row alike."""
+    conf.config(group='registry', heartbeat_interval=10, agent_down_time=30)
+    registry = _listening_for(Registry(store), 0)
+    sent = objects.utcnow()
+    registry.heartbeat({'host': 'h1', 'rpc_version': '1.0',
+                        'sent_at': sent.isoformat()})
+    registry.status('h1')  # the read is cached from here on
+    registry.heartbeat({'host': 'h1', 'rpc_version': '1.0', 'stopping': True,
+                        'sent_at': (sent + datetime.timedelta(
+                            seconds=2)).isoformat()})
+    registry.heartbeat({'host': 'h1', 'rpc_version': '1.0',
+                        'sent_at': (sent + datetime.timedelta(
+                            seconds=1)).isoformat()})
+    assert registry.status('h1').skip_reason.startswith('agent stopped (at ')
+    assert store.get('h1').stopped_at is not None
+    # Restarted: its next heartbeat is newer than the goodbye.
+    registry.heartbeat({'host': 'h1', 'rpc_version': '1.0',
+                        'sent_at': (sent + datetime.timedelta(
+                            seconds=3)).isoformat()})
+    assert registry.status('h1') == AgentStatus(heard_recently=True)

@@ -46,7 +46,7 @@ def test_upgrade_is_idempotent(db_url):
 
 
 def test_head_is_the_only_head():
-    assert migration.head() == '0006'
+    assert migration.head() == '0007'
 
 
 def test_default_url_is_sqlite_under_state_path(tmp_path):

@@ -128,6 +128,8 @@ def agents_main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog='fanout.py _agents')
     parser.add_argument('--config-file', required=True)
     parser.add_argument('--sleep', type=float, required=True)
+    parser.add_argument('--calls-log', default=None,
+                        help='append "host image" per cache_images call')
     parser.add_argument('hosts', nargs='+')
     args = parser.parse_args(argv)
 
@@ -149,6 +151,11 @@ def agents_main(argv: list[str]) -> None:
     # threads, busy waking up. A simulated host gets one call at a time.
     CONF.set_override('executor_thread_pool_size', 2)
 
+    # NOTE: for bench/takeover.py: who was called for what, to count
+    # the calls repeated after a takeover.
+    calls = open(args.calls_log, 'a') if args.calls_log else None
+    calls_lock = threading.Lock()
+
     class SimulatedAgent:
         """The RPC surface of precache.agent.manager.AgentManager."""
 
@@ -168,6 +175,11 @@ def agents_main(argv: list[str]) -> None:
                          images: list[dict[str, Any]]
                          ) -> list[dict[str, Any]]:
             started = objects.utcnow()
+            if calls is not None:
+                with calls_lock:
+                    calls.write(''.join('%s %s\n' % (self.host, image['id'])
+                                        for image in images))
+                    calls.flush()
             time.sleep(args.sleep)
             finished = objects.utcnow()
             return [objects.HostImageResult(
@@ -261,6 +273,7 @@ class Bench:
         self.config = os.path.join(self.tmp, 'precache.conf')
         self.transport: Any = None
         self.api: Any = None
+        self.agent_options: list[str] = []
 
     # -- set-up ------------------------------------------------------------
 
@@ -353,9 +366,10 @@ class Bench:
             # hosts) is spread over every process too.
             err = open(os.path.join(self.tmp, 'agents-%d.log' % n), 'w')
             self.agents.append(subprocess.Popen(
-                [sys.executable, os.path.abspath(__file__), '_agents',
+                [sys.executable, os.path.join(os.path.dirname(
+                    os.path.abspath(__file__)), 'fanout.py'), '_agents',
                  '--config-file', self.config, '--sleep', str(args.sleep),
-                 *hosts[n::procs]],
+                 *self.agent_options, *hosts[n::procs]],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
                 text=True, start_new_session=True,
                 preexec_fn=_die_with_parent))

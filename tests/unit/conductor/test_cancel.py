@@ -76,3 +76,19 @@ def test_cancel_of_a_job_whose_conductor_is_gone(cloud, conf):
     assert [r.reason for r in cloud.store.get_job(job.id).results] == [
         'cancelled']
     assert cloud.store.runner_of(job.id) is None
+
+
+def test_cancel_of_a_job_whose_conductor_is_down_does_not_wait(cloud, conf):
+    """Its service row says so: no peer_timeout spent on it."""
+    conf.config(group='conductor', peer_timeout=30)
+    image = objects.ImageSpec(id=cloud.add_image(), size=64 * 1024)
+    LeaseStore(cloud.store.engine).report('u-stopped', 'stopped', None)
+    job = cloud.store.create_job(str(uuid.uuid4()), 'all', [image],
+                                 [('u-h1', 'cell1')], {},
+                                 conductor='u-stopped', lease_time=300)
+    started = time.monotonic()
+    cancelled = cloud.api.cancel_job({}, job.id)
+    assert time.monotonic() - started < 10
+    assert cancelled.state is JobState.CANCELLED
+    assert [r.reason for r in cloud.store.get_job(job.id).results] == [
+        'cancelled']

@@ -138,15 +138,15 @@ class ConductorManager:
         """
         LOG.info('RPC cancel_job called for job %s', job_id)
         runner = self.runner.store.runner_of(job_id)
-        if self.peers and runner and runner != self.runner.conductor_host \
-                and runner not in self.runner.leases.live_conductors(
+        if self.peers and runner and runner != self.runner.conductor_host:
+            if runner not in self.runner.leases.live_conductors(
                     CONF.conductor.service_down_time):
-            # NOTE: its service row says it is down or stopped: no one to
-            # wait peer_timeout for; its lease will not be renewed.
-            LOG.info('Job %(job)s: its conductor %(runner)s is down or '
-                     'stopped; cancelling it in the job store here',
-                     {'job': job_id, 'runner': runner})
-        elif self.peers and runner and runner != self.runner.conductor_host:
+                # NOTE: its service row says it is down or stopped: no
+                # one to wait peer_timeout for.
+                LOG.info('Job %(job)s: its conductor %(runner)s is down or '
+                         'stopped; cancelling it in the job store here',
+                         {'job': job_id, 'runner': runner})
+                return self.runner.cancel(job_id)
             # NOTE: only the conductor running the job knows which hosts
             # it is starting; it makes the cancel exact (jobs.py).
             timeout = CONF.conductor.peer_timeout
